@@ -1,0 +1,12 @@
+"""CLI commands, one module per stage; `register` adds them all to the `graphrec` group."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    from graphrec.commands import etl_commands
+
+    for command in etl_commands.COMMANDS:
+        cli.add_command(command)

@@ -1,0 +1,237 @@
+"""Typed configuration: frozen dataclasses per stage, loaded from TOML, overridden by env and CLI.
+
+Precedence, lowest first: dataclass defaults, `configs/graphrec.toml` (or the file named by
+`--config` / `GRAPHREC_CONFIG`), environment variables `GRAPHREC_<SECTION>__<KEY>`, and
+`--set section.key=value` on the command line. Unknown sections or keys are an error.
+Secrets (database URL, alert tokens) never live here: they come from the environment only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration file, variable or override that cannot be applied."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    # Where the embedded PostgreSQL keeps its data when GRAPHREC_DATABASE_URL is unset.
+    embedded_dir: str = ".graphrec/pg"
+    # Database created inside the embedded server for graphrec.
+    embedded_database: str = "graphrec"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    # Root for graphs/, models/ and reports/.
+    artifacts: str = "artifacts"
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    # A user is eligible for picks with more than this many distinct saved goods.
+    min_goods: int = 10
+    embedding_dim: int = 512
+    # Any bad-input finding becomes fatal.
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    users: int = 5000
+    goods: int = 100000
+    styles: int = 40
+    domains: int = 600
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "pinsage"  # "pinsage" or "lightgcn"
+    embedding_dim: int = 64
+    num_layers: int = 2
+    fanouts: tuple[int, ...] = (10, 5)
+    loss: str = "softmax"  # "bpr" or "softmax"
+    hard_negatives: bool = False
+    batch_size: int = 1024
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    max_epochs: int = 30
+    patience: int = 3
+    time_budget_s: float = 480.0
+    # Half-life in days of the weight of a save when forming a user's representation (0: no decay).
+    recency_half_life_days: float = 60.0
+    # Validation window just before the split point, as a share of the saves.
+    val_share: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    # The split time T: an ISO date/time, or empty to take `test_share` of the newest saves.
+    split_at: str = ""
+    test_share: float = 0.1
+    ks: tuple[int, ...] = (5, 10, 20)
+    models: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    picks_per_user: int = 20
+    min_picks: int = 5
+    candidates: int = 200
+    # MMR trade-off: 0 is pure score order.
+    diversity: float = 0.3
+    max_per_domain: int = 3
+    # Goods picked for a user in the last N days are not picked again.
+    repeat_days: int = 14
+    index: str = "exact"  # "exact" or "ivf"
+    ivf_nlist: int = 1024
+    ivf_nprobe: int = 32
+    keep_runs: int = 7
+    promote_tolerance: float = 0.02
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pool_min: int = 2
+    pool_max: int = 10
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+    @property
+    def artifacts(self) -> Path:
+        return Path(self.paths.artifacts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+DEFAULT_CONFIG_FILE = Path("configs/graphrec.toml")
+ENV_PREFIX = "GRAPHREC_"
+# Environment variables that are not config overrides.
+_NOT_OVERRIDES = {"GRAPHREC_DATABASE_URL", "GRAPHREC_TEST_DATABASE_URL", "GRAPHREC_CONFIG", "GRAPHREC_SERVE_TOKEN"}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Turn a TOML value or a string from env/CLI into the field's declared type."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, item_tp, where) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: unsupported union type")
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+                return value.lower() in {"1", "true", "yes", "on"}
+            raise ValueError(value)
+        if tp is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if tp is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if tp is str:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except ValueError:
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _apply(raw: dict[str, dict[str, Any]], section: str, key: str, value: Any, source: str) -> None:
+    raw.setdefault(section, {})[key] = (value, source)
+
+
+def _build(raw: Mapping[str, Mapping[str, tuple[Any, str]]]) -> Config:
+    hints = typing.get_type_hints(Config)
+    sections: dict[str, Any] = {}
+    for section, values in raw.items():
+        if section not in hints:
+            known = ", ".join(sorted(hints))
+            sources = sorted({src for _, src in values.values()})
+            raise ConfigError(f"unknown config section [{section}] in {', '.join(sources)} (known: {known})")
+        cls = hints[section]
+        field_types = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, (value, source) in values.items():
+            if key not in field_types:
+                known = ", ".join(sorted(field_types))
+                raise ConfigError(f"unknown config key {section}.{key} in {source} (known: {known})")
+            kwargs[key] = _coerce(value, field_types[key], f"{section}.{key} from {source}")
+        sections[section] = cls(**kwargs)
+    return Config(**sections)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve the configuration: file, then `GRAPHREC_<SECTION>__<KEY>` variables, then `section.key=value`."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, dict[str, Any]] = {}
+    explicit = path or environ.get("GRAPHREC_CONFIG")
+    file = Path(explicit) if explicit else DEFAULT_CONFIG_FILE
+    if explicit and not file.exists():
+        raise ConfigError(f"config file {file} does not exist")
+    if file.exists():
+        with file.open("rb") as f:
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{file}: {e}") from None
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{file}: top-level key {section!r} must be a [section]")
+            for key, value in values.items():
+                _apply(raw, section, key, value, str(file))
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if "__" not in rest:
+            continue
+        section, key = rest.lower().split("__", 1)
+        _apply(raw, section, key, value, f"${name}")
+    for item in overrides:
+        dotted, sep, value = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        _apply(raw, section, key, value, f"--set {item}")
+    return _build(raw)

@@ -233,3 +233,38 @@ class Embeddings:
     good_ids: np.ndarray  # int64 [G] database ids
     good_vecs: np.ndarray  # float32 [G, d]
     good_known: np.ndarray  # bool [G]
+
+    def save(self, path: Path) -> None:
+        """Write to an .npz file atomically (serving reads the current run's file while a run writes)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(
+            tmp,
+            model_kind=np.array(self.model_kind),
+            model_version=np.array(self.model_version),
+            user_ids=self.user_ids,
+            user_vecs=self.user_vecs,
+            good_ids=self.good_ids,
+            good_vecs=self.good_vecs,
+            good_known=self.good_known,
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Embeddings:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                model_kind=str(z["model_kind"]),
+                model_version=str(z["model_version"]),
+                user_ids=z["user_ids"],
+                user_vecs=z["user_vecs"],
+                good_ids=z["good_ids"],
+                good_vecs=z["good_vecs"],
+                good_known=z["good_known"],
+            )
+
+
+def run_embeddings_path(artifacts: Path, run_id: int) -> Path:
+    """Where a recommend run keeps the embeddings it served from (the API's similar/audience read it)."""
+    return Path(artifacts) / "runs" / str(run_id) / "embeddings.npz"

@@ -1,0 +1,1 @@
+"""Loaders for the public benchmark data in ../shared/data (read in place, never copied)."""

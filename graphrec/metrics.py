@@ -45,6 +45,7 @@ def topk(
         else:
             part = np.tile(np.arange(n_goods), (len(batch), 1))
         part_scores = np.take_along_axis(scores, part, axis=1)
+        _lowest_ties_first(scores, part, part_scores)
         # Sort by score desc, then good_idx asc for stable ties.
         order = np.lexsort((part, -part_scores), axis=1)
         best = np.take_along_axis(part, order, axis=1)
@@ -68,15 +69,30 @@ def topk_from_vectors(
     return topk(lambda u: user_vecs[u] @ good_t, users, k, exclude, batch_size)
 
 
+def _lowest_ties_first(scores: np.ndarray, part: np.ndarray, part_scores: np.ndarray) -> None:
+    """Make argpartition's choice among goods tied at the k-th score the lowest good_idx (in place).
+
+    argpartition keeps an arbitrary subset of a tie that straddles the cut; only those rows are redone.
+    """
+    cut = part_scores.min(axis=1)
+    tied_total = (scores == cut[:, None]).sum(axis=1)
+    tied_kept = (part_scores == cut[:, None]).sum(axis=1)
+    for row in np.flatnonzero(tied_total > tied_kept):
+        above = np.flatnonzero(scores[row] > cut[row])
+        tied = np.flatnonzero(scores[row] == cut[row])[: part.shape[1] - len(above)]
+        part[row] = np.concatenate([above, tied])
+        part_scores[row] = scores[row, part[row]]
+
+
 def _hits(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
     """bool [U, k]: whether each of the first k picks is relevant (padding is never a hit)."""
-    top = picks[:, :k]
-    hits = np.zeros(top.shape, dtype=bool)
+    top = np.asarray(picks)[:, :k]
     truth = sp.csr_matrix(truth)
-    for row in range(top.shape[0]):
-        rel = truth.indices[truth.indptr[row] : truth.indptr[row + 1]]
-        if len(rel):
-            hits[row] = np.isin(top[row], rel) & (top[row] >= 0)
+    valid = top >= 0
+    rows = np.broadcast_to(np.arange(top.shape[0])[:, None], top.shape)
+    hits = np.zeros(top.shape, dtype=bool)
+    if valid.any():
+        hits[valid] = np.asarray(truth[rows[valid], top[valid]]).ravel() != 0
     return hits
 
 
@@ -109,3 +125,127 @@ def ndcg_at_k(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
     n_rel = np.minimum(_n_relevant(truth), hits.shape[1]).astype(np.int64)
     ideal = np.concatenate([[0.0], np.cumsum(discounts)])[n_rel]
     return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
+
+
+def average_precision_at_k(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
+    """AP@k: the mean of precision@i over the ranks i <= k that are hits, divided by min(k, |relevant|).
+
+    MAP@k is its mean over users. 0 for users with no relevant goods.
+    """
+    hits = _hits(picks, truth, k)
+    prec_at_i = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    n_rel = np.minimum(_n_relevant(truth), k)
+    return np.divide((prec_at_i * hits).sum(axis=1), n_rel, out=np.zeros_like(n_rel), where=n_rel > 0)
+
+
+def reciprocal_rank_at_k(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
+    """1 / rank of the first relevant pick within the top k, 0 if none (MRR@k is its mean)."""
+    hits = _hits(picks, truth, k)
+    first = hits.argmax(axis=1)
+    return np.where(hits.any(axis=1), 1.0 / (first + 1.0), 0.0)
+
+
+def n_picks(picks: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Number of real (not -1) picks per user in the first k columns. int64 [U]."""
+    top = np.asarray(picks) if k is None else np.asarray(picks)[:, :k]
+    return (top >= 0).sum(axis=1)
+
+
+def share_with_min_picks(picks: np.ndarray, min_picks: int = 5) -> float:
+    """Share of users who got at least `min_picks` real picks (1.0 for no users)."""
+    if len(picks) == 0:
+        return 1.0
+    return float((n_picks(picks) >= min_picks).mean())
+
+
+def catalog_coverage(picks: np.ndarray, n_candidates: int, k: int) -> float:
+    """Distinct goods among all users' top-k picks / the number of goods that could be picked."""
+    top = np.asarray(picks)[:, :k]
+    if n_candidates <= 0:
+        return 0.0
+    return float(len(np.unique(top[top >= 0])) / n_candidates)
+
+
+def intra_list_diversity(picks: np.ndarray, good_vecs: np.ndarray, k: int) -> np.ndarray:
+    """Mean cosine distance (1 - cos) over the pairs of each user's top-k picks. float [U].
+
+    `good_vecs` [G, d] is normalised here, so any content features work. NaN for lists with fewer than 2
+    picks (average with np.nanmean).
+    """
+    top = np.asarray(picks)[:, :k]
+    valid = top >= 0
+    vecs = np.asarray(good_vecs, dtype=np.float32)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    unit = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
+    out = np.full(len(top), np.nan)
+    for start in range(0, len(top), 4096):
+        sl = slice(start, start + 4096)
+        v = unit[np.where(valid[sl], top[sl], 0)] * valid[sl][..., None]
+        gram = np.einsum("ukd,ujd->ukj", v, v)
+        n = valid[sl].sum(axis=1).astype(np.float64)
+        pairs = n * (n - 1)
+        # Sum of off-diagonal cosines over ordered pairs; each pair contributes 1 - cos.
+        off = gram.sum(axis=(1, 2)) - np.einsum("ukk->u", gram)
+        dist = np.divide(pairs - off, pairs, out=np.full(len(n), np.nan), where=pairs > 0)
+        out[sl] = dist
+    return out
+
+
+def distinct_domains(picks: np.ndarray, good_domain: np.ndarray, k: int) -> np.ndarray:
+    """Number of distinct known domains (domain_idx >= 0) among each user's top-k picks. int64 [U]."""
+    top = np.asarray(picks)[:, :k]
+    dom = np.where(top >= 0, np.asarray(good_domain)[np.maximum(top, 0)], -1)
+    dom = np.sort(dom, axis=1)
+    first = np.ones(dom.shape, dtype=bool)
+    first[:, 1:] = dom[:, 1:] != dom[:, :-1]
+    return (first & (dom >= 0)).sum(axis=1)
+
+
+def self_information(popularity: np.ndarray, n_users: int) -> np.ndarray:
+    """-log2 p(good), p = (users who saved it + 1) / (n_users + 1): smoothed so unsaved goods stay finite."""
+    return -np.log2((np.asarray(popularity, dtype=np.float64) + 1.0) / (n_users + 1.0))
+
+
+def novelty(picks: np.ndarray, popularity: np.ndarray, n_users: int, k: int) -> np.ndarray:
+    """Mean self-information of each user's top-k picks (higher: less popular picks). NaN for no picks."""
+    top = np.asarray(picks)[:, :k]
+    valid = top >= 0
+    info = self_information(popularity, n_users)[np.maximum(top, 0)] * valid
+    n = valid.sum(axis=1)
+    return np.divide(info.sum(axis=1), n, out=np.full(len(n), np.nan), where=n > 0)
+
+
+def best_cosine_to_picks(
+    picks: np.ndarray, good_vecs: np.ndarray, rows: np.ndarray, target_vecs: np.ndarray, k: int
+) -> np.ndarray:
+    """For target i (a good no model could pick, saved by the user in row rows[i]): the highest cosine
+    between target_vecs[i] and the vectors of that user's top-k picks. float [len(rows)]; NaN where the user
+    had no picks.
+    """
+    top = np.asarray(picks)[np.asarray(rows, dtype=np.int64), :k]
+    valid = top >= 0
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        n = np.linalg.norm(x, axis=-1, keepdims=True)
+        return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+    out = np.full(len(top), np.nan)
+    for start in range(0, len(top), 4096):
+        sl = slice(start, start + 4096)
+        v = unit(np.asarray(good_vecs)[np.maximum(top[sl], 0)])
+        cos = np.einsum("skd,sd->sk", v, unit(target_vecs[sl]))
+        cos = np.where(valid[sl], cos, -np.inf)
+        best = cos.max(axis=1)
+        out[sl] = np.where(valid[sl].any(axis=1), best, np.nan)
+    return out
+
+
+def domain_among_picks(
+    picks: np.ndarray, good_domain: np.ndarray, rows: np.ndarray, target_domain: np.ndarray, k: int
+) -> np.ndarray:
+    """For target i: whether its domain (>= 0) is among the domains of user rows[i]'s top-k picks. bool."""
+    top = np.asarray(picks)[np.asarray(rows, dtype=np.int64), :k]
+    dom = np.where(top >= 0, np.asarray(good_domain)[np.maximum(top, 0)], -1)
+    target = np.asarray(target_domain)[:, None]
+    return ((dom == target) & (target >= 0)).any(axis=1)

@@ -64,9 +64,17 @@ class TrainConfig:
     loss: str = "softmax"  # "bpr" or "softmax"
     hard_negatives: bool = False
     batch_size: int = 1024
+    # Random goods per batch added to the in-batch negatives of the softmax loss (BPR: one per positive).
+    negatives: int = 512
+    # Scores are cosines divided by this.
+    temperature: float = 0.1
+    # LightGCN propagates the whole graph each step, so it wants much larger batches.
+    lightgcn_batch_size: int = 8192
     lr: float = 0.005
     weight_decay: float = 0.0
     max_epochs: int = 30
+    # PinSage-lite validates (and may stop early) after this many steps; 0 is a full pass over the saves.
+    steps_per_epoch: int = 150
     patience: int = 3
     time_budget_s: float = 480.0
     # Half-life in days of the weight of a save when forming a user's representation (0: no decay).
@@ -99,17 +107,25 @@ class RecommendConfig:
     index: str = "exact"  # "exact" or "ivf"
     ivf_nlist: int = 1024
     ivf_nprobe: int = 32
+    # Recommend runs whose picks are kept (older ones are pruned unless within repeat_days or current).
     keep_runs: int = 7
+    # Retrain promotes a new model unless its validation figures fall short of the current one's by more.
     promote_tolerance: float = 0.02
+    # Fallbacks: followees' saves of the last N days, then goods most saved in the last M days.
+    followee_days: int = 30
+    popular_days: int = 7
 
 
 @dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
+    # Connections per worker process; a request waits at most pool_timeout_s for one, then gets a 503.
     pool_min: int = 2
-    pool_max: int = 10
-    workers: int = 1
+    pool_max: int = 4
+    pool_timeout_s: float = 2.0
+    # uvicorn worker processes (each with its own pool); 2 uses both cores of the target machine.
+    workers: int = 2
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,269 @@
+"""The day's picks from embeddings and database rows: retrieve, filter, re-rank, fall back, explain.
+
+Pure: arrays in, arrays out. `make_picks` decides the picks (serving good_idx/user_idx, see serving.rows);
+`to_rows` turns them into the rows written to graphrec_picks once the labels for the words are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphrec.artifacts import Embeddings
+from graphrec.config import RecommendConfig
+from serving import fallback, reasons, retrieval
+from serving.rerank import rerank
+from serving.rows import ServingRows, exclusion_matrix, pair_matrix, saved_matrix
+from serving.stages import Stages
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Picks:
+    """Picks per served user, in serving index spaces. Row i belongs to user `users[i]`."""
+
+    users: np.ndarray  # int64 [n] user_idx
+    picks: np.ndarray  # int64 [n, k] good_idx, best first, -1 padded
+    scores: np.ndarray  # float32 [n, k] model inner product (0 where the model cannot score the pair)
+    source: np.ndarray  # int8 [n, k] fallback.MODEL / FOLLOWEE / POPULAR
+    via_user: np.ndarray  # int64 [n, k] followee user_idx of FOLLOWEE picks
+    anchor: np.ndarray  # int64 [n, k] good_idx of the saved good a MODEL pick is closest to, -1 when none
+    cosine: np.ndarray  # float32 [n, k]
+    popular_saves: dict[int, int]  # good_idx -> recent saves, for POPULAR picks
+    eligible: int  # eligible users asked for (served or not)
+    unknown_users: int  # served users the model has no vector for (all fallbacks)
+    unknown_goods: int  # goods the model cannot score (new goods for a transductive model)
+
+    def counts(self, min_picks: int, num_goods: int) -> dict[str, float]:
+        per_user = (self.picks >= 0).sum(axis=1)
+        fb = (self.picks >= 0) & (self.source != fallback.MODEL)
+        picked = self.picks[self.picks >= 0]
+        return {
+            "users_eligible": self.eligible,
+            "users_served": int((per_user > 0).sum()),
+            "users_short": int((per_user < min_picks).sum()),
+            "picks": int(per_user.sum()),
+            "fallback_picks": int(fb.sum()),
+            "users_with_fallbacks": int(fb.any(axis=1).sum()),
+            "users_unknown_to_model": self.unknown_users,
+            "goods_unknown_to_model": self.unknown_goods,
+            "coverage": round(len(np.unique(picked)) / max(num_goods, 1), 4),
+        }
+
+
+def make_picks(
+    emb: Embeddings,
+    rows: ServingRows,
+    cfg: RecommendConfig,
+    min_goods: int,
+    users: np.ndarray | None = None,
+    stages: Stages | None = None,
+) -> Picks:
+    """Picks for `users` (user_idx; default: every eligible user, more than `min_goods` goods saved)."""
+    stages = stages or Stages()
+    with stages.stage("filters"):
+        exclude = exclusion_matrix(rows)
+        saved = saved_matrix(rows)
+        n_saved = np.asarray(saved.sum(axis=1)).ravel()
+        eligible = np.flatnonzero(n_saved > min_goods)
+        users = eligible if users is None else np.asarray(users, dtype=np.int64)
+        # Embedding rows -> serving index spaces (goods deleted since embedding have no good_idx).
+        emb_good = rows.good_idx(emb.good_ids)
+        vec_row = np.full(rows.num_goods, -1, dtype=np.int64)
+        usable = (emb_good >= 0) & np.asarray(emb.good_known, dtype=bool)
+        vec_row[emb_good[usable]] = np.flatnonzero(usable)
+        user_row = np.full(rows.num_users, -1, dtype=np.int64)
+        emb_user = rows.user_idx(emb.user_ids)
+        user_row[emb_user[emb_user >= 0]] = np.flatnonzero(emb_user >= 0)
+
+    with stages.stage("index", kind=cfg.index, goods=int(usable.sum())):
+        index = retrieval.build_index(
+            emb.good_vecs[usable], emb_good[usable], cfg.index, nlist=cfg.ivf_nlist, nprobe=cfg.ivf_nprobe
+        )
+
+    with stages.stage("retrieve", users=len(users)):
+        known = user_row[users] >= 0
+        cands = np.full((len(users), cfg.candidates), -1, dtype=np.int64)
+        cand_scores = np.full((len(users), cfg.candidates), -np.inf, dtype=np.float32)
+        if known.any():
+            c, s = retrieval.retrieve(
+                index, emb.user_vecs[user_row[users[known]]], exclude[users[known]], cfg.candidates
+            )
+            cands[known], cand_scores[known] = c, s
+
+    with stages.stage("rerank"):
+        # The re-rank works on good_idx; vectors of goods without one are never candidates, so zeros do.
+        vecs_by_good = _rows_or_zero(emb.good_vecs, vec_row, np.unique(cands[cands >= 0]))
+        picked = rerank(
+            cands,
+            cand_scores,
+            vecs_by_good,
+            rows.good_domain,
+            cfg.picks_per_user,
+            cfg.diversity,
+            cfg.max_per_domain,
+        )
+
+    with stages.stage("fallback"):
+        since_follow = rows.now - cfg.followee_days * DAY
+        since_popular = rows.now - cfg.popular_days * DAY
+        save_u, save_g = rows.user_idx(rows.save_user), rows.good_idx(rows.save_good)
+        recent = fallback.recent_saves_by_user(
+            rows.num_users, rows.num_goods, save_u, save_g, rows.save_time, since_follow
+        )
+        follows = pair_matrix(
+            rows.num_users, rows.num_users, rows.user_idx(rows.follower), rows.user_idx(rows.followee)
+        )
+        pop, pop_counts = fallback.popular_goods(
+            save_g,
+            rows.save_time,
+            since_popular,
+            limit=cfg.picks_per_user * 4 + int(np.diff(exclude.indptr).max(initial=0)),
+        )
+        filled = fallback.fill(
+            users,
+            picked,
+            cfg.picks_per_user,
+            cfg.min_picks,
+            exclude,
+            follows,
+            recent,
+            pop,
+            rows.good_domain,
+            cfg.max_per_domain,
+        )
+
+    with stages.stage("reasons"):
+        newest_first = reasons.order_rows_newest_first(
+            rows.num_users, rows.num_goods, save_u, save_g, rows.save_time
+        )
+        anchor, cosine = reasons.anchors(
+            users, filled.picks, filled.source, newest_first, vec_row, emb.good_vecs
+        )
+        scores = _scores(emb, users, filled.picks, user_row, vec_row)
+
+    unknown_goods = int(rows.num_goods - (vec_row >= 0).sum())
+    return Picks(
+        users=users,
+        picks=filled.picks,
+        scores=scores,
+        source=filled.source,
+        via_user=filled.via_user,
+        anchor=anchor,
+        cosine=cosine,
+        popular_saves=dict(zip(pop.tolist(), pop_counts.tolist(), strict=True)),
+        eligible=len(eligible) if users is eligible else int(np.isin(users, eligible).sum()),
+        unknown_users=int((user_row[users] < 0).sum()),
+        unknown_goods=unknown_goods,
+    )
+
+
+def _rows_or_zero(vecs: np.ndarray, vec_row: np.ndarray, needed: np.ndarray) -> np.ndarray:
+    """float32 [G, d] with the vectors of the `needed` good_idx filled in, zeros elsewhere."""
+    out = np.zeros((len(vec_row), vecs.shape[1]), dtype=np.float32)
+    has = needed[vec_row[needed] >= 0]
+    out[has] = vecs[vec_row[has]]
+    return out
+
+
+def _scores(
+    emb: Embeddings, users: np.ndarray, picks: np.ndarray, user_row: np.ndarray, vec_row: np.ndarray
+) -> np.ndarray:
+    """Model inner product of every (user, pick), 0 where the model has no vector for one of them."""
+    urow = user_row[users][:, None].repeat(picks.shape[1], axis=1)
+    grow = np.where(picks >= 0, vec_row[np.maximum(picks, 0)], -1)
+    ok = (urow >= 0) & (grow >= 0)
+    out = np.zeros(picks.shape, dtype=np.float32)
+    out[ok] = np.einsum("nd,nd->n", emb.user_vecs[urow[ok]], emb.good_vecs[grow[ok]])
+    return out
+
+
+@dataclass(frozen=True)
+class PickRows:
+    """The rows of graphrec_picks for one run (without run_id), in database ids."""
+
+    user_id: np.ndarray  # int64 [N]
+    rank: np.ndarray  # int32 [N], 1 is the top pick
+    good_id: np.ndarray  # int64 [N]
+    score: np.ndarray  # float32 [N]
+    reason: list[str]
+    reason_detail: list[str]  # JSON objects
+    is_fallback: np.ndarray  # bool [N]
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+
+def label_ids(p: Picks, rows: ServingRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(good_ids, collection_ids, user_ids) whose titles or names the reasons need."""
+    goods = rows.good_id[np.unique(p.anchor[p.anchor >= 0])]
+    collections = np.unique(_anchor_collections(p, rows))
+    users = rows.user_id[np.unique(p.via_user[p.via_user >= 0])]
+    return goods, collections[collections >= 0], users
+
+
+def _anchor_collections(p: Picks, rows: ServingRows) -> np.ndarray:
+    """int64 [n, k] the user's own collection holding each pick's anchor good (latest added), -1 when none."""
+    n_goods = np.int64(max(rows.num_goods, 1))
+    ou, og = rows.user_idx(rows.owned_user), rows.good_idx(rows.owned_good)
+    ok = (ou >= 0) & (og >= 0)
+    keys = ou[ok] * n_goods + og[ok]
+    colls = rows.owned_collection[ok]
+    # Rows arrive in added order; sorting stably by key makes the last of each key the latest added.
+    order = np.argsort(keys, kind="stable")
+    keys, colls = keys[order], colls[order]
+    want = p.users[:, None] * n_goods + p.anchor
+    pos = np.searchsorted(keys, want, side="right") - 1
+    found = (p.anchor >= 0) & (pos >= 0) & (keys[np.maximum(pos, 0)] == want if len(keys) else False)
+    return np.where(found, colls[np.maximum(pos, 0)] if len(colls) else -1, -1)
+
+
+def to_rows(p: Picks, rows: ServingRows, labels: reasons.Labels, cfg: RecommendConfig) -> PickRows:
+    """The picks as graphrec_picks rows, each with its reason in words and JSON."""
+    collection = _anchor_collections(p, rows)
+    saved = saved_matrix(rows)
+    domain_names = rows.domain_names
+    user_id, rank, good_id, score, reason, detail, is_fb = [], [], [], [], [], [], []
+    for i, u in enumerate(p.users.tolist()):
+        user_domains: set[str] | None = None
+        r = 0
+        for j in range(p.picks.shape[1]):
+            g = int(p.picks[i, j])
+            if g < 0:
+                continue
+            r += 1
+            src = int(p.source[i, j])
+            anchor = int(p.anchor[i, j])
+            dom = int(rows.good_domain[g])
+            if src == fallback.MODEL and anchor < 0 and user_domains is None:
+                doms = rows.good_domain[saved.indices[saved.indptr[u] : saved.indptr[u + 1]]]
+                user_domains = {str(domain_names[d]) for d in doms.tolist() if d >= 0}
+            why = reasons.explain(
+                source=src,
+                anchor_good_id=int(rows.good_id[anchor]) if anchor >= 0 else None,
+                cosine=float(p.cosine[i, j]),
+                collection_id=int(collection[i, j]) if collection[i, j] >= 0 else None,
+                followee_id=int(rows.user_id[p.via_user[i, j]]) if p.via_user[i, j] >= 0 else None,
+                pick_domain=str(domain_names[dom]) if dom >= 0 else None,
+                user_domains=user_domains or set(),
+                popular_saves=p.popular_saves.get(g),
+            )
+            words, js = reasons.render(why, labels, cfg.popular_days)
+            user_id.append(int(rows.user_id[u]))
+            rank.append(r)
+            good_id.append(int(rows.good_id[g]))
+            score.append(float(p.scores[i, j]))
+            reason.append(words)
+            detail.append(js)
+            is_fb.append(src != fallback.MODEL)
+    return PickRows(
+        user_id=np.asarray(user_id, dtype=np.int64),
+        rank=np.asarray(rank, dtype=np.int32),
+        good_id=np.asarray(good_id, dtype=np.int64),
+        score=np.asarray(score, dtype=np.float32),
+        reason=reason,
+        reason_detail=detail,
+        is_fallback=np.asarray(is_fb, dtype=bool),
+    )

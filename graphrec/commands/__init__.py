@@ -10,3 +10,11 @@ def register(cli: click.Group) -> None:
 
     for command in etl_commands.COMMANDS:
         cli.add_command(command)
+    from graphrec.commands import serve_commands
+
+    for command in serve_commands.COMMANDS:
+        cli.add_command(command)
+    from graphrec.commands import train_commands
+
+    for command in train_commands.COMMANDS:
+        cli.add_command(command)

@@ -1,0 +1,318 @@
+"""The For You API against a real PostgreSQL, with users, goods, saves, two runs and their picks planted by SQL.
+
+`seed()` is also used by the page tests (tests/serving/test_page*.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from graphrec import db
+from graphrec.artifacts import Embeddings, run_embeddings_path
+from serving.api import create_app
+
+TOKEN = "test-token-5f1c"
+XSS_TITLE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What seed() planted, for the assertions."""
+
+    run_old: int  # run 1, model "pinsage-v1": picks for users 1 and 3
+    run_new: int  # run 2, model "lightgcn-v2", current: picks for users 1 and 3 in another order
+    picks_new: list[int]  # user 1's goods in run_new, rank 1 first
+    picks_old: list[int]  # user 1's goods in run_old, rank 1 first
+    xss_good: int
+    deleted_good: int
+    new_good: int  # in the database, not in run_new's embeddings
+
+
+def seed(url: str, artifacts: Path) -> Seeded:
+    """Plant a small app: two styles of goods (1-20 red, 21-40 blue), users who like one or the other.
+
+    User 1 (Ada, likes red) saved goods 1-12; user 2 (Bo) saved 21-22; user 3 (Cy, likes blue) saved 21-32;
+    users 4-6 like blue and saved nothing. Good 13 has a hostile title, good 20 is deleted, good 41 is
+    newer than the embeddings. Runs 1 and 2 picked for users 1 and 3; run 2 is current.
+    """
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (id, name) VALUES (1, 'Ada Lovelace'), (2, 'Bo'), (3, 'Cy Young'), (4, 'Di'),"
+            " (5, 'Ed'), (6, 'Flo')"
+        )
+        for g in range(1, 42):
+            title = XSS_TITLE if g == 13 else f"{'Red' if g <= 20 else 'Blue'} thing {g}"
+            host = f"shop{g % 4}.example" if g <= 20 else f"store{g % 3}.example"
+            conn.execute(
+                "INSERT INTO goods (id, title, url, image_url, deleted_at, created_at) VALUES"
+                " (%s, %s, %s, %s, %s, now() - interval '30 days')",
+                (
+                    g,
+                    title,
+                    f"https://{host}/p/{g}",
+                    "javascript:alert(1)" if g == 14 else None,
+                    "2026-01-01" if g == 20 else None,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO demo_good_styles (good_id, style) VALUES (%s, %s)", (g, 0 if g <= 20 else 1)
+            )
+        for user, goods in ((1, range(1, 13)), (2, range(21, 23)), (3, range(21, 33))):
+            for i, g in enumerate(goods):
+                conn.execute(
+                    "INSERT INTO saves (user_id, good_id, saved_at) VALUES (%s, %s, now() - %s * interval '1 hour')",
+                    (user, g, 100 - i),
+                )
+        conn.execute(
+            "INSERT INTO collections (id, owner_id, title) VALUES (1, 1, %s), (2, 3, 'Blue mood')",
+            ('Summer <b>fits</b> & "more"',),
+        )
+        conn.execute(
+            "INSERT INTO collection_goods (collection_id, good_id) VALUES (1, 1), (1, 2), (1, 13), (2, 21)"
+        )
+        conn.execute("INSERT INTO follows (follower_id, followee_id) VALUES (1, 3), (2, 1), (3, 1)")
+
+        picks_new = [15, 13, 16, 17, 18, 19]
+        picks_old = [19, 18, 15, 24, 25, 14]
+        runs = []
+        for model, picks in (("pinsage-v1", picks_old), ("lightgcn-v2", picks_new)):
+            run = conn.execute(
+                "INSERT INTO graphrec_runs (kind, model_version, status, finished_at) VALUES"
+                " ('recommend', %s, 'succeeded', now()) RETURNING id",
+                (model,),
+            ).fetchone()["id"]
+            runs.append(run)
+            for rank, g in enumerate(picks, 1):
+                conn.execute(
+                    "INSERT INTO graphrec_picks (run_id, user_id, rank, good_id, score, reason, reason_detail,"
+                    " is_fallback) VALUES (%s, 1, %s, %s, %s, %s, %s, %s)",
+                    (
+                        run,
+                        rank,
+                        g,
+                        1.0 - rank / 10,
+                        f"because you saved Red thing {rank}",
+                        f'{{"kind": "good", "good_id": {rank}}}',
+                        rank == len(picks),
+                    ),
+                )
+            conn.execute(
+                "INSERT INTO graphrec_picks (run_id, user_id, rank, good_id, score, reason, reason_detail)"
+                " VALUES (%s, 3, 1, 33, 0.9, 'because you follow Ada Lovelace', '{\"kind\": \"followee\"}')",
+                (run,),
+            )
+        conn.execute("UPDATE graphrec_current SET run_id = %s", (runs[1],))
+        conn.execute(
+            "INSERT INTO goods (id, title, url) VALUES (42, 'Brand new', 'https://shop1.example/p/42')"
+        )
+
+    # Embeddings of the current run: red goods along axis 0, blue along axis 1, a little spread along axis 2.
+    good_ids = np.arange(1, 42, dtype=np.int64)
+    good_vecs = np.zeros((41, 3), dtype=np.float32)
+    good_vecs[:20, 0] = 1.0
+    good_vecs[20:, 1] = 1.0
+    good_vecs[:, 2] = np.linspace(0, 0.5, 41)
+    user_ids = np.arange(1, 7, dtype=np.int64)
+    user_vecs = np.array(
+        [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0.9, 0], [0, 0.8, 0], [0.1, 0.7, 0]], dtype=np.float32
+    )
+    known = np.ones(41, dtype=bool)
+    known[40] = False  # good 41: embedded inductively, not scoreable
+    for run, version in zip(runs, ("pinsage-v1", "lightgcn-v2"), strict=True):
+        Embeddings(version.split("-")[0], version, user_ids, user_vecs, good_ids, good_vecs, known).save(
+            run_embeddings_path(artifacts, run)
+        )
+    return Seeded(runs[0], runs[1], picks_new, picks_old, xss_good=13, deleted_good=20, new_good=42)
+
+
+@pytest.fixture
+def seeded(migrated_url: str, artifacts: Path) -> Seeded:
+    return seed(migrated_url, artifacts)
+
+
+@pytest.fixture
+def client(migrated_url: str, artifacts: Path, seeded: Seeded) -> TestClient:
+    with TestClient(create_app(migrated_url, artifacts, TOKEN)) as c:
+        yield c
+
+
+def _assert_error(resp, status: int, error: str) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert body["error"] == error and body["detail"]
+    return body
+
+
+def test_for_you_serves_the_current_runs_picks_in_rank_order(client: TestClient, seeded: Seeded) -> None:
+    body = client.get("/v1/users/1/for-you").json()
+    assert body["user_id"] == 1
+    assert body["run_id"] == seeded.run_new and body["model_version"] == "lightgcn-v2"
+    assert [p["good_id"] for p in body["picks"]] == seeded.picks_new
+    first = body["picks"][0]
+    assert first == {
+        "rank": 1,
+        "good_id": 15,
+        "title": "Red thing 15",
+        "domain": "shop3.example",
+        "image_url": None,
+        "tile_url": "/tiles/15.svg",
+        "score": pytest.approx(0.9),
+        "reason": "because you saved Red thing 1",
+        "reason_detail": {"kind": "good", "good_id": 1},
+        "is_fallback": False,
+    }
+    assert body["picks"][1]["title"] == XSS_TITLE  # JSON carries the title as data; the page escapes it
+    assert body["picks"][-1]["is_fallback"] is True
+    assert [p["rank"] for p in client.get("/v1/users/1/for-you?limit=3").json()["picks"]] == [1, 2, 3]
+
+
+def test_for_you_follows_a_swap_of_the_current_run(
+    client: TestClient, seeded: Seeded, migrated_url: str
+) -> None:
+    with db.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("UPDATE graphrec_current SET run_id = %s", (seeded.run_old,))
+    body = client.get("/v1/users/1/for-you").json()
+    assert body["run_id"] == seeded.run_old and body["model_version"] == "pinsage-v1"
+    assert [p["good_id"] for p in body["picks"]] == seeded.picks_old
+
+
+def test_for_you_of_a_user_without_picks_is_empty_and_of_an_unknown_user_404(client: TestClient) -> None:
+    body = client.get("/v1/users/2/for-you").json()
+    assert body["picks"] == [] and body["user_id"] == 2
+    _assert_error(client.get("/v1/users/999/for-you"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/users/1/for-you?limit=0",
+        "/v1/users/1/for-you?limit=101",
+        "/v1/users/1/for-you?limit=ten",
+        "/v1/users/abc/for-you",
+        "/v1/users/-1/for-you",
+        "/v1/goods/1/similar?limit=-5",
+        "/v1/goods/x/audience",
+    ],
+)
+def test_bad_parameters_give_400_with_a_json_error(client: TestClient, path: str) -> None:
+    body = _assert_error(client.get(path), 400, "bad_request")
+    assert any(word in body["detail"] for word in ("limit", "user_id", "good_id"))
+
+
+def test_similar_goods_come_from_the_current_runs_embeddings(client: TestClient, seeded: Seeded) -> None:
+    body = client.get("/v1/goods/3/similar?limit=5").json()
+    assert body["run_id"] == seeded.run_new and body["model_version"] == "lightgcn-v2"
+    ids = [g["good_id"] for g in body["goods"]]
+    # Nearest by inner product: red goods with the largest third coordinate, deleted good 20 left out.
+    assert ids == [19, 18, 17, 16, 15]
+    assert all(g["score"] >= h["score"] for g, h in zip(body["goods"], body["goods"][1:], strict=False))
+    assert body["goods"][0]["tile_url"] == "/tiles/19.svg" and body["goods"][0]["domain"] == "shop3.example"
+    blue = [g["good_id"] for g in client.get("/v1/goods/25/similar?limit=19").json()["goods"]]
+    assert 25 not in blue and set(blue) == set(range(21, 41)) - {25}
+
+
+def test_similar_and_audience_404_for_unknown_deleted_or_unembedded_goods(
+    client: TestClient, seeded: Seeded
+) -> None:
+    for good in (999, seeded.deleted_good, seeded.new_good, 41):
+        for what in ("similar", "audience"):
+            _assert_error(client.get(f"/v1/goods/{good}/{what}"), 404, "not_found")
+
+
+def test_audience_is_the_best_scored_users_who_have_not_saved_the_good(client: TestClient) -> None:
+    body = client.get("/v1/goods/21/audience?limit=10").json()
+    # Users 2 and 3 saved good 21 (and 3 has it in a collection): left out. Blue-leaning users first.
+    assert [u["user_id"] for u in body["users"]] == [4, 5, 6, 1]
+    assert body["users"][0] == {"user_id": 4, "name": "Di", "score": pytest.approx(0.9)}
+    assert [u["user_id"] for u in client.get("/v1/goods/21/audience?limit=2").json()["users"]] == [4, 5]
+    # Good 5 is red: user 1 (red) saved it, so the one user leaning a little red comes first, the rest tie at 0.
+    red = [u["user_id"] for u in client.get("/v1/goods/5/audience?limit=10").json()["users"]]
+    assert red[0] == 6 and sorted(red[1:]) == [2, 3, 4, 5]
+
+
+def test_similar_without_embeddings_for_the_current_run_is_503(
+    client: TestClient, seeded: Seeded, artifacts: Path
+) -> None:
+    run_embeddings_path(artifacts, seeded.run_old).unlink()
+    client.app.state.runs._index = None
+    with db.connect(client.app.state.pool.conninfo, autocommit=True) as conn:
+        conn.execute("UPDATE graphrec_current SET run_id = %s", (seeded.run_old,))
+    _assert_error(client.get("/v1/goods/3/similar"), 503, "unavailable")
+    assert client.get("/v1/users/1/for-you").status_code == 200  # picks do not need the embeddings
+
+
+def test_healthz_and_openapi(client: TestClient, seeded: Seeded) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "run_id": seeded.run_new}
+    spec = client.get("/openapi.json").json()
+    for path in (
+        "/v1/users/{user_id}/for-you",
+        "/v1/goods/{good_id}/similar",
+        "/v1/goods/{good_id}/audience",
+    ):
+        assert set(spec["paths"][path]["get"]["responses"]) >= {"200", "400", "404", "503"}
+    assert "/vibe" not in spec["paths"]
+
+
+def test_a_database_outage_gives_503_not_a_stack_trace(artifacts: Path) -> None:
+    # Nothing listens on port 9 of loopback: every connection attempt is refused.
+    app = create_app(
+        "postgresql://graphrec@127.0.0.1:9/none?connect_timeout=1", artifacts, TOKEN, pool_timeout_s=0.3
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in ("/v1/users/1/for-you", "/v1/goods/1/similar", "/v1/goods/1/audience", "/healthz"):
+            body = _assert_error(client.get(path), 503, "database_unavailable")
+            assert "Traceback" not in body["detail"]
+
+
+def test_the_api_recovers_when_its_connections_are_killed(client: TestClient, migrated_url: str) -> None:
+    assert client.get("/v1/users/1/for-you").status_code == 200
+    with db.connect(migrated_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    statuses = [client.get("/v1/users/1/for-you").status_code for _ in range(6)]
+    # A request on a killed connection may get a 503; the pool then replaces it and requests succeed again.
+    assert set(statuses) <= {200, 503} and statuses[-1] == 200
+
+
+def test_serve_command_runs_uvicorn_with_the_resolved_settings(
+    monkeypatch: pytest.MonkeyPatch, migrated_url: str
+) -> None:
+    import json
+
+    import uvicorn
+
+    from graphrec.cli import cli
+    from serving.api import APP_ENV
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setenv("GRAPHREC_DATABASE_URL", migrated_url)
+    monkeypatch.delenv(APP_ENV, raising=False)
+    result = CliRunner().invoke(
+        cli, ["--set", "serve.pool_max=3", "serve", "--port", "8123", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        (
+            "serving.api:app_from_env",
+            {
+                "factory": True,
+                "host": "127.0.0.1",
+                "port": 8123,
+                "workers": 2,
+                "access_log": False,
+                "log_level": "warning",
+            },
+        )
+    ]
+    settings = json.loads(__import__("os").environ[APP_ENV])
+    assert settings["database_url"] == migrated_url and settings["pool_max"] == 3

@@ -35,10 +35,17 @@ from torch_geometric.data import HeteroData
 from tqdm import tqdm
 
 from graphrec import metrics
-from graphrec.artifacts import IdMaps, load_checkpoint, save_checkpoint
+from graphrec.artifacts import (
+    IdMaps,
+    current_model,
+    load_checkpoint,
+    load_graph,
+    save_checkpoint,
+    set_current_model,
+)
 from graphrec.config import TrainConfig
 from training import losses
-from training.lightgcn import LightGCNParams, train_lightgcn
+from training.lightgcn import LightGCNParams, LightGCNResult, train_lightgcn
 from training.pinsage import PinSageLite, as_mean, node_features, recency_weights
 from training.sampler import HeteroNeighborSampler
 
@@ -251,17 +258,10 @@ def _fit_lightgcn(
         seed=cfg.seed,
     )
     weight = recency_weights(split.train_users, split.train_time, num_users, cfg.recency_half_life_days)
-    has_val = len(split.val_users) > 0
-    result = train_lightgcn(
-        split.train_users,
-        split.train_goods,
-        num_users,
-        num_goods,
-        params,
-        edge_weight=weight if cfg.recency_half_life_days > 0 else None,
-        validate=(lambda u, g: validation_metrics(u, g, split)[f"recall@{VAL_K}"]) if has_val else None,
-        progress=progress,
-    )
+    try:
+        result = _run_lightgcn(split, num_users, num_goods, params, weight, cfg, progress)
+    except FloatingPointError as e:  # lightgcn names the epoch and step
+        raise NonFiniteError(f"lightgcn: {e}; nothing saved", -1, -1, None) from e
     val = validation_metrics(result.user_vecs, result.good_vecs, split)
     state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
     args = {
@@ -272,6 +272,28 @@ def _fit_lightgcn(
         "normalize": params.normalize,
     }
     return state, args, result.history, val
+
+
+def _run_lightgcn(
+    split: TimeSplit,
+    num_users: int,
+    num_goods: int,
+    params: LightGCNParams,
+    weight: np.ndarray,
+    cfg: TrainConfig,
+    progress: bool,
+) -> LightGCNResult:
+    has_val = len(split.val_users) > 0
+    return train_lightgcn(
+        split.train_users,
+        split.train_goods,
+        num_users,
+        num_goods,
+        params,
+        edge_weight=weight if cfg.recency_half_life_days > 0 else None,
+        validate=(lambda u, g: validation_metrics(u, g, split)[f"recall@{VAL_K}"]) if has_val else None,
+        progress=progress,
+    )
 
 
 # --- PinSage-lite ---------------------------------------------------------------------------------------
@@ -539,3 +561,31 @@ def build_pinsage(trained: Trained) -> PinSageLite:
     model.load_state_dict(trained.state_dict)
     model.eval()
     return model
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """What `train_graph` did: the checkpoint written and whether it became CURRENT."""
+
+    trained: Trained
+    checkpoint: Path
+    promoted: bool
+
+
+def train_graph(
+    graph_dir: Path, models: Path, cfg: TrainConfig, *, promote: bool | None, progress: bool
+) -> TrainRun:
+    """Train on a graph artifact, write the checkpoint, and point models/CURRENT at it when asked.
+
+    promote None: only when no CURRENT exists yet. CURRENT moves only after the checkpoint is complete on
+    disk, so a failed run leaves the model in use untouched.
+    """
+    data, id_maps, manifest = load_graph(Path(graph_dir))
+    manifest = dict(manifest, path=str(graph_dir))
+    trained = fit(data, id_maps, manifest, cfg, progress=progress)
+    checkpoint = save_trained(trained, models)
+    if promote is None:
+        promote = current_model(models) is None
+    if promote:
+        set_current_model(models, trained.version)
+    return TrainRun(trained=trained, checkpoint=checkpoint, promoted=promote)

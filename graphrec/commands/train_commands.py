@@ -1,0 +1,55 @@
+"""Commands of the training stage: train."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from graphrec.commands.context import Context, pass_ctx
+
+
+@click.command("train")
+@click.option(
+    "--graph",
+    "graph_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Graph artifact directory (default: the LATEST graph under the artifacts dir).",
+)
+@click.option(
+    "--model", type=click.Choice(["pinsage", "lightgcn"]), default=None, help="Model (default: train.model)."
+)
+@click.option(
+    "--promote/--no-promote",
+    default=None,
+    help="Make the new model CURRENT once it is complete (default: only when there is no CURRENT yet).",
+)
+@pass_ctx
+def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool | None) -> None:
+    """Train a model on a graph artifact and save a versioned checkpoint under models/."""
+    from graphrec.artifacts import latest_graph_dir, models_dir
+    from training.train import NonFiniteError, train_graph
+
+    cfg = ctx.config.train if model is None else dataclasses.replace(ctx.config.train, model=model)
+    try:
+        graph = graph_dir if graph_dir is not None else latest_graph_dir(ctx.config.artifacts)
+        run = train_graph(
+            graph, models_dir(ctx.config.artifacts), cfg, promote=promote, progress=sys.stderr.isatty()
+        )
+    except (FileNotFoundError, ValueError, NonFiniteError) as e:
+        raise click.ClickException(str(e)) from None
+    meta = run.trained.meta
+    click.echo(f"model {run.trained.kind} version {run.trained.version} trained on {graph}")
+    for key, value in sorted(meta["val"].items()):
+        click.echo(
+            f"  validation {key}: {value:.4f}" if isinstance(value, float) else f"  validation {key}: {value}"
+        )
+    click.echo(f"  train time: {meta['train_s']:.1f} s")
+    click.echo(f"  checkpoint: {run.checkpoint}")
+    click.echo("  promoted to CURRENT" if run.promoted else "  not promoted (CURRENT unchanged)")
+
+
+COMMANDS: list[click.Command] = [train]

@@ -1,0 +1,299 @@
+"""A synthetic Goodsend with a planted answer, so the pipeline can be checked against known structure.
+
+The world: `styles` latent tastes, unit vectors in a 512-d CLIP-like space. Each domain (a shop or an
+Instagram handle) sells mostly one to three styles and has a Zipf popularity. A good's embedding is its
+style plus its domain's look plus noise. Users hold 1-4 interests that can drift once over the year; their
+activity is log-normal (median ~15 saves, long tail, many under 10). Saves arrive in time order: some create
+a new good from outside the app ('external'), the rest re-save goods already in the catalog, found on the
+explore feed (popular goods of the same style) or in a friend's saves ('friend'). Users sort saves of an
+interest into a collection for it, and follow people with similar interests (homophily).
+
+`generate` is pure: it returns the tables and the truth (each user's interests, each good's style).
+Demo goods have no real image, so `image_url` is NULL and the app draws a tile for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from etl.tables import (
+    NO_TIME,
+    CollectionGoods,
+    Collections,
+    Follows,
+    Goods,
+    Saves,
+    SourceTables,
+    Users,
+)
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+CATEGORIES = ["dress", "sneakers", "lamp", "mug", "tote bag", "ring", "armchair", "jacket", "vase", "scarf",
+              "candle", "watch", "sunglasses", "rug", "backpack", "necklace"]
+ADJECTIVES = ["minimal", "vintage", "boho", "neon", "pastel", "rustic", "gothic", "coastal", "preppy", "y2k",
+              "scandi", "maximalist", "cottagecore", "techwear", "art-deco", "industrial", "romantic", "sporty",
+              "earthy", "glam", "mod", "grunge", "tropical", "nordic", "chic", "retro", "zen", "punk",
+              "safari", "baroque", "futurist", "folk", "dreamy", "utility", "bold", "muted", "classic",
+              "western", "kawaii", "noir"]
+MATERIALS = ["linen", "leather", "ceramic", "brass", "velvet", "wool", "oak", "glass", "cotton", "silk",
+             "rattan", "steel", "suede", "marble", "denim", "bamboo"]
+FIRST = ["ana", "ben", "chloe", "dan", "eva", "finn", "gia", "hugo", "iris", "jon", "kai", "lea", "milo",
+         "nina", "omar", "pia", "quinn", "rosa", "sam", "tara", "uma", "vic", "wen", "yara", "zoe"]
+SHOP_WORDS = ["atelier", "studio", "house", "lane", "goods", "supply", "market", "loft", "co", "works"]
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    users: int = 5000
+    goods: int = 100000
+    styles: int = 40
+    domains: int = 600
+    dim: int = 512
+    seed: int = 0
+    days: int = 365
+    end: int = 1_767_225_600  # 2026-01-01T00:00:00Z; the CLI passes today's midnight
+
+
+@dataclass
+class DemoTruth:
+    user_interests: dict[str, np.ndarray]  # user_id, style, weight (the interests at the end)
+    good_style: dict[str, np.ndarray]  # good_id, style
+    style_vecs: np.ndarray  # float32 [S, dim]
+
+
+def style_name(style: int) -> str:
+    return f"{ADJECTIVES[style % len(ADJECTIVES)]} {CATEGORIES[style % len(CATEGORIES)]}"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def generate(p: DemoParams) -> tuple[SourceTables, DemoTruth]:
+    rng = np.random.default_rng(p.seed)
+    S, D, U = p.styles, p.domains, p.users
+    start = p.end - p.days * DAY
+
+    style_vecs = _unit(rng.standard_normal((S, p.dim))).astype(np.float32)
+    domain_look = _unit(rng.standard_normal((D, p.dim))).astype(np.float32)
+    # Each domain sells one main style and sometimes one or two more.
+    domain_styles = np.zeros((D, S))
+    main = rng.integers(0, S, D)
+    domain_styles[np.arange(D), main] = 1.0
+    for extra in range(2):
+        has = rng.random(D) < 0.4 / (extra + 1)
+        domain_styles[np.where(has)[0], rng.integers(0, S, has.sum())] += 0.35
+    domain_pop = 1.0 / np.arange(1, D + 1) ** 0.9
+    rng.shuffle(domain_pop)
+    is_instagram = rng.random(D) < 0.2
+    domain_names = [
+        f"@{rng.choice(FIRST)}.{ADJECTIVES[main[d] % len(ADJECTIVES)]}{d}"
+        if is_instagram[d]
+        else f"{ADJECTIVES[main[d] % len(ADJECTIVES)]}{rng.choice(SHOP_WORDS)}{d}.com"
+        for d in range(D)
+    ]
+    # style -> distribution over domains that sell it, weighted by popularity.
+    style_domain_p = domain_styles.T * domain_pop
+    style_domain_p /= style_domain_p.sum(axis=1, keepdims=True)
+    style_domain_cdf = np.cumsum(style_domain_p, axis=1)
+
+    # --- users: interests (with one possible drift), activity, join time ---
+    n_int = rng.choice([1, 2, 3, 4], U, p=[0.25, 0.35, 0.25, 0.15])
+    interests = np.full((U, 4), -1)
+    for u in range(U):
+        interests[u, : n_int[u]] = rng.choice(S, n_int[u], replace=False)
+    int_w = rng.dirichlet(np.ones(4), U) * (interests >= 0)
+    int_w /= int_w.sum(axis=1, keepdims=True)
+    drifts = rng.random(U) < 0.4
+    drift_slot = (rng.random(U) * n_int).astype(int)
+    drift_to = rng.integers(0, S, U)
+    drift_at = rng.uniform(0.3, 0.8, U)
+
+    activity = np.minimum(np.ceil(rng.lognormal(np.log(15), 1.2, U)), 800).astype(np.int64)
+    total = int(activity.sum())
+    if total < 1.2 * p.goods:  # every good comes from a save; keep enough re-saves for the graph to matter
+        activity = np.ceil(activity * (1.2 * p.goods / total)).astype(np.int64)
+        total = int(activity.sum())
+    join = start + (rng.beta(1.0, 1.6, U) * (p.days - 7) * DAY).astype(np.int64)
+
+    # Users stay active for a while (log-normal, median ~4 months), then most drift away.
+    life = np.minimum(rng.lognormal(np.log(120 * DAY), 0.9, U).astype(np.int64), p.end - join)
+    ev_user = np.repeat(np.arange(U), activity)
+    span = life[ev_user]
+    ev_frac = rng.random(total)
+    ev_time = join[ev_user] + (ev_frac * span).astype(np.int64)
+    order = np.argsort(ev_time, kind="stable")
+    ev_user, ev_time, ev_frac = ev_user[order], ev_time[order], ev_frac[order]
+
+    # Style of each event: an interest by weight (after drift if past the drift point), or noise.
+    cum_w = np.cumsum(int_w, axis=1)
+    slot = (rng.random(total)[:, None] > cum_w[ev_user]).sum(axis=1).clip(0, 3)
+    ev_style = interests[ev_user, slot]
+    drifted = drifts[ev_user] & (ev_frac > drift_at[ev_user]) & (slot == drift_slot[ev_user])
+    ev_style = np.where(drifted, drift_to[ev_user], ev_style)
+    noise = rng.random(total) < 0.08
+    ev_style = np.where(noise, rng.integers(0, S, total), ev_style)
+
+    # --- follows with homophily: candidates scored by shared interests plus noise ---
+    taste = np.zeros((U, S))
+    np.put_along_axis(taste, interests.clip(0), int_w, axis=1)
+    n_follow = np.minimum(rng.poisson(2 + 4 * np.log1p(activity / 10)), U - 1)
+    cand = rng.integers(0, U, (U, 60))
+    affinity = (taste[:, None, :] * taste[cand]).sum(-1) + rng.gumbel(0, 0.15, cand.shape)
+    affinity[cand == np.arange(U)[:, None]] = -np.inf
+    ranked = np.argsort(-affinity, axis=1)
+    f_src, f_dst = [], []
+    for u in range(U):
+        picked = np.unique(cand[u, ranked[u, : n_follow[u]]])
+        picked = picked[picked != u]
+        f_src.append(np.full(len(picked), u))
+        f_dst.append(picked)
+    follow_src = np.concatenate(f_src)
+    follow_dst = np.concatenate(f_dst)
+    follow_time = np.maximum(join[follow_src], join[follow_dst]) + rng.integers(0, 30 * DAY, len(follow_src))
+    follow_time = np.minimum(follow_time, p.end - 1)
+    followees: list[list[int]] = [[] for _ in range(U)]
+    for a, b in zip(follow_src.tolist(), follow_dst.tolist(), strict=True):
+        followees[a].append(b)
+
+    # --- the save process, in time order: exactly `goods` events create a new good ---
+    n_new = min(p.goods, total)
+    is_new = np.zeros(total, dtype=bool)
+    is_new[rng.choice(total, n_new, replace=False)] = True
+    friend_first = rng.random(total) < 0.35
+    r_pick = rng.random(total)
+    good_style = np.empty(n_new, dtype=np.int64)
+    good_domain = np.empty(n_new, dtype=np.int64)
+    good_created = np.empty(n_new, dtype=np.int64)
+    ev_good = np.empty(total, dtype=np.int64)
+    ev_source = np.empty(total, dtype=object)
+    style_saves: list[list[int]] = [[] for _ in range(S)]  # goods saved per style, one entry per save
+    user_saves: list[list[int]] = [[] for _ in range(U)]
+    user_set: list[set[int]] = [set() for _ in range(U)]
+    all_saves: list[int] = []
+    r_dom = rng.random(total)
+    n_made = 0
+    for e in range(total):
+        u, s = int(ev_user[e]), int(ev_style[e])
+        g = -1
+        if is_new[e]:
+            g = n_made
+            n_made += 1
+            good_style[g] = s
+            good_domain[g] = min(int(np.searchsorted(style_domain_cdf[s], r_dom[e])), D - 1)
+            good_created[g] = ev_time[e]
+            ev_source[e] = "external"
+        else:
+            if friend_first[e] and followees[u]:
+                f = followees[u][int(r_pick[e] * len(followees[u]))]
+                if user_saves[f]:
+                    g = user_saves[f][int(r_dom[e] * len(user_saves[f]))]
+                    ev_source[e] = "friend"
+            if (g < 0 or g in user_set[u]) and style_saves[s]:
+                # Preferential attachment: a random earlier save of the style, so popular goods spread.
+                g = style_saves[s][int(r_pick[e] * len(style_saves[s]))]
+                ev_source[e] = "explore"
+            if g < 0 and all_saves:
+                g = all_saves[int(r_pick[e] * len(all_saves))]
+                ev_source[e] = "explore"
+            if g < 0 or g in user_set[u]:  # nothing new to re-save (the first events of the world): skip
+                ev_good[e] = -1
+                continue
+        ev_good[e] = g
+        style_saves[int(good_style[g])].append(g)
+        user_saves[u].append(g)
+        user_set[u].add(g)
+        all_saves.append(g)
+    keep = ev_good >= 0
+    ev_user, ev_time, ev_good, ev_source = ev_user[keep], ev_time[keep], ev_good[keep], ev_source[keep]
+    good_style, good_domain, good_created = good_style[:n_made], good_domain[:n_made], good_created[:n_made]
+    G = n_made
+
+    # --- goods: embedding, title, url ---
+    emb = style_vecs[good_style] + 0.45 * domain_look[good_domain]
+    emb += rng.standard_normal((G, p.dim)).astype(np.float32) * (1.0 / np.sqrt(p.dim))
+    emb = _unit(emb).astype(np.float32)
+    mats = rng.integers(0, len(MATERIALS), G)
+    good_ids = np.arange(1, G + 1, dtype=np.int64)
+    titles = np.array(
+        [f"{ADJECTIVES[s % len(ADJECTIVES)].capitalize()} {MATERIALS[m]} {CATEGORIES[s % len(CATEGORIES)]}"
+         for s, m in zip(good_style.tolist(), mats.tolist(), strict=True)],
+        dtype=object,
+    )
+    urls = np.array(
+        [f"https://www.instagram.com/{domain_names[d][1:]}/?item={i}" if is_instagram[d]
+         else f"https://www.{domain_names[d]}/products/{i}"
+         for d, i in zip(good_domain.tolist(), good_ids.tolist(), strict=True)],
+        dtype=object,
+    )
+    # About 1% of goods are deleted some time after their last save (never before it).
+    last_save = np.zeros(G, dtype=np.int64)
+    np.maximum.at(last_save, ev_good, ev_time)
+    deleted = np.full(G, NO_TIME, dtype=np.int64)
+    when = last_save + rng.integers(DAY, 120 * DAY, G)
+    gone = (rng.random(G) < 0.01) & (when < p.end)
+    deleted[gone] = when[gone]
+
+    # --- collections: one per (user, interest style) they saved into; most such saves go in it ---
+    user_ids = np.arange(1, U + 1, dtype=np.int64)
+    on_interest = (interests[ev_user] == good_style[ev_good][:, None]).any(axis=1) | (
+        drifts[ev_user] & (drift_to[ev_user] == good_style[ev_good])
+    )
+    collect = on_interest & (rng.random(len(ev_user)) < 0.75)
+    pair = ev_user[collect] * S + good_style[ev_good[collect]]
+    uniq_pairs, coll_of = np.unique(pair, return_inverse=True)
+    coll_ids = np.arange(1, len(uniq_pairs) + 1, dtype=np.int64)
+    coll_owner = user_ids[uniq_pairs // S]
+    coll_style = uniq_pairs % S
+    added = ev_time[collect] + rng.integers(0, 3 * DAY, collect.sum())
+    added = np.minimum(added, p.end - 1)
+    coll_created = np.full(len(uniq_pairs), NO_TIME, dtype=np.int64)
+    np.minimum.at(coll_created, coll_of, added)
+    coll_titles = np.array([style_name(int(s)).title() for s in coll_style], dtype=object)
+
+    names = np.array([f"{FIRST[i % len(FIRST)]}_{i}" for i in range(U)], dtype=object)
+    tables = SourceTables(
+        users=Users(id=user_ids, name=names, created_at=join.astype(np.int64)),
+        goods=Goods(
+            id=good_ids,
+            title=titles,
+            url=urls,
+            domain=np.array([domain_names[d] for d in good_domain], dtype=object),
+            image_url=np.full(G, None, dtype=object),
+            created_at=good_created,
+            deleted_at=deleted,
+            embedding=emb,
+            embedding_dim=np.full(G, p.dim, dtype=np.int32),
+        ),
+        collections=Collections(id=coll_ids, owner_id=coll_owner, title=coll_titles, created_at=coll_created),
+        collection_goods=CollectionGoods(
+            collection_id=coll_ids[coll_of], good_id=good_ids[ev_good[collect]], added_at=added
+        ),
+        saves=Saves(user_id=user_ids[ev_user], good_id=good_ids[ev_good], saved_at=ev_time, source=ev_source),
+        follows=Follows(follower_id=user_ids[follow_src], followee_id=user_ids[follow_dst], created_at=follow_time),
+    )
+    # The interests a user holds at the end of the year (after drift), with their weights.
+    final = interests.copy()
+    final[drifts, drift_slot[drifts]] = drift_to[drifts]
+    rows = np.nonzero(final >= 0)
+    truth_users = user_ids[rows[0]]
+    truth_styles = final[rows]
+    truth_w = int_w[rows]
+    # Drift can land on a style the user already holds: merge such duplicates.
+    key = truth_users * S + truth_styles
+    uk, inv = np.unique(key, return_inverse=True)
+    w = np.zeros(len(uk))
+    np.add.at(w, inv, truth_w)
+    truth = DemoTruth(
+        user_interests={"user_id": uk // S, "style": uk % S, "weight": w.astype(np.float32)},
+        good_style={"good_id": good_ids, "style": good_style},
+        style_vecs=style_vecs,
+    )
+    log.info("generated demo data", extra={"users": U, "goods": G, "saves": len(ev_user)})
+    return tables, truth
+

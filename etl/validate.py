@@ -1,0 +1,185 @@
+"""Bad input: find it, count it, say it. Pure functions over SourceTables.
+
+Fatal problems (no goods, mixed embedding dimensions) raise `InputError` naming the table and a row. The
+rest are skipped (or, for titles and URLs, kept and flagged) and counted as `Finding`s; with `strict`, the
+first finding is fatal too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from etl.tables import NO_TIME, SourceTables, take
+
+# More than this share of goods with a dimension other than the usual one is a mixed catalog, not a few bad rows.
+MIXED_DIM_SHARE = 0.05
+_MARKUP = re.compile(r"<[^>]*>|&[a-zA-Z]+;|&#\d+;")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class InputError(ValueError):
+    """Source data that cannot be turned into a graph; the message names the table and a row."""
+
+
+@dataclass
+class Finding:
+    kind: str  # e.g. "duplicate_save"
+    table: str
+    count: int
+    action: str  # "skipped" or "kept"
+    examples: list[str] = field(default_factory=list)  # a few row keys, e.g. "id=17" or "user_id=3,good_id=9"
+
+    def describe(self) -> str:
+        ex = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
+        return f"{self.table}: {self.count} {self.kind.replace('_', ' ')} {self.action}{ex}"
+
+
+def _examples(keys: list[str], mask: np.ndarray, n: int = 3) -> list[str]:
+    return [keys[i] for i in np.nonzero(mask)[0][:n].tolist()]
+
+
+class _Checker:
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.findings: list[Finding] = []
+
+    def flag(self, kind: str, table: str, mask: np.ndarray, keys: list[str] | None, action: str = "skipped") -> None:
+        n = int(mask.sum())
+        if n == 0:
+            return
+        examples = _examples(keys, mask) if keys is not None else []
+        finding = Finding(kind, table, n, action, examples)
+        if self.strict:
+            raise InputError(f"--strict: {finding.describe()}")
+        self.findings.append(finding)
+
+
+def _ids(prefix: str, values: np.ndarray) -> list[str]:
+    return [f"{prefix}={v}" for v in values.tolist()]
+
+
+def _pairs(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> list[str]:
+    return [f"{a_name}={x},{b_name}={y}" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+
+
+def _duplicates(*cols: np.ndarray) -> np.ndarray:
+    """True for every row that repeats an earlier row's key (rows are kept in their given order)."""
+    if len(cols[0]) == 0:
+        return np.zeros(0, dtype=bool)
+    keys = np.stack(cols, axis=1)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    dup = np.ones(len(keys), dtype=bool)
+    dup[first] = False
+    return dup
+
+
+def clean_tables(tables: SourceTables, embedding_dim: int, strict: bool = False) -> tuple[SourceTables, list[Finding]]:
+    """Check every table; return the rows fit for the graph and what was found."""
+    chk = _Checker(strict)
+    u, g = tables.users, tables.goods
+
+    dup_user = _duplicates(u.id)
+    chk.flag("duplicate_id", "users", dup_user, _ids("id", u.id))
+    u = take(u, ~dup_user)  # type: ignore[assignment]
+    dup_good = _duplicates(g.id)
+    chk.flag("duplicate_id", "goods", dup_good, _ids("id", g.id))
+    g = take(g, ~dup_good)  # type: ignore[assignment]
+
+    if len(g.id) == 0:
+        raise InputError("goods: the table is empty; there is nothing to recommend")
+    good_keys = _ids("id", g.id)
+    dims = g.embedding_dim
+    present = dims > 0
+    dim_values, dim_counts = np.unique(dims[present], return_counts=True)
+    wrong_dim = present & (dims != embedding_dim)
+    if len(dim_values) > 1 and wrong_dim.sum() > MIXED_DIM_SHARE * present.sum():
+        summary = ", ".join(f"{d}-d: {c} rows" for d, c in zip(dim_values.tolist(), dim_counts.tolist(), strict=True))
+        example = good_keys[int(np.nonzero(wrong_dim)[0][0])]
+        raise InputError(f"goods.embedding: mixed embedding dimensions ({summary}); expected {embedding_dim}, e.g. goods {example}")
+    if len(dim_values) == 1 and dim_values[0] != embedding_dim:
+        raise InputError(
+            f"goods.embedding: every embedding is {dim_values[0]}-d but graph.embedding_dim is {embedding_dim} "
+            f"(e.g. goods {good_keys[0]}); set graph.embedding_dim or fix the embeddings"
+        )
+    chk.flag("missing_embedding", "goods", ~present, good_keys)
+    chk.flag("wrong_dimension_embedding", "goods", wrong_dim, good_keys)
+    emb = g.embedding
+    ok_dim = present & ~wrong_dim
+    nonfinite = ok_dim & ~np.isfinite(emb).all(axis=1)
+    chk.flag("nan_or_inf_embedding", "goods", nonfinite, good_keys)
+    norms = np.linalg.norm(np.where(np.isfinite(emb), emb, 0), axis=1)
+    zero = ok_dim & ~nonfinite & (norms == 0)
+    chk.flag("all_zero_embedding", "goods", zero, good_keys)
+    bad_domain = np.array([d is None for d in g.domain.tolist()], dtype=bool)
+    chk.flag("unparseable_url", "goods", bad_domain, good_keys, action="kept without a domain")
+    titles = g.title.tolist()
+    markup = np.array([bool(_MARKUP.search(t or "")) for t in titles], dtype=bool)
+    chk.flag("title_with_markup", "goods", markup, good_keys, action="kept (escaped when shown)")
+    control = np.array([bool(_CONTROL.search(t or "")) for t in titles], dtype=bool)
+    chk.flag("title_with_control_characters", "goods", control, good_keys, action="kept (escaped when shown)")
+    g = take(g, ok_dim & ~nonfinite & ~zero)  # type: ignore[assignment]
+    if len(g.id) == 0:
+        raise InputError("goods: no good has a usable embedding")
+
+    user_set, good_set = np.sort(u.id), np.sort(g.id)
+    all_goods = np.sort(tables.goods.id)  # before dropping bad embeddings: those references are not "missing"
+
+    def known(ids: np.ndarray, universe: np.ndarray) -> np.ndarray:
+        return np.isin(ids, universe, assume_unique=False)
+
+    c = tables.collections
+    dup_coll = _duplicates(c.id)
+    chk.flag("duplicate_id", "collections", dup_coll, _ids("id", c.id))
+    c = take(c, ~dup_coll)  # type: ignore[assignment]
+    orphan = ~known(c.owner_id, user_set)
+    chk.flag("missing_owner", "collections", orphan, _ids("id", c.id))
+    c = take(c, ~orphan)  # type: ignore[assignment]
+
+    s = tables.saves
+    skeys = _pairs("user_id", s.user_id, "good_id", s.good_id)
+    missing_user = ~known(s.user_id, user_set)
+    missing_good = ~known(s.good_id, all_goods)
+    chk.flag("save_of_missing_user", "saves", missing_user, skeys)
+    chk.flag("save_of_missing_good", "saves", missing_good, skeys)
+    unusable_good = ~missing_good & ~known(s.good_id, good_set)
+    keep = ~missing_user & ~missing_good & ~unusable_good
+    # A save stamped after its good was deleted cannot have happened in the app.
+    order = np.argsort(g.id)
+    pos = np.searchsorted(g.id[order], s.good_id).clip(0, max(len(g.id) - 1, 0))
+    deleted_at = np.where(keep, g.deleted_at[order][pos], NO_TIME)
+    after_delete = keep & (s.saved_at >= deleted_at)
+    chk.flag("save_after_good_deleted", "saves", after_delete, skeys)
+    keep &= ~after_delete
+    # Saves are in time order, so the first save of a pair is the one kept.
+    dup_save = keep & _duplicates(s.user_id, s.good_id)
+    chk.flag("duplicate_save", "saves", dup_save, skeys)
+    keep &= ~dup_save
+    s = take(s, keep)  # type: ignore[assignment]
+
+    cg = tables.collection_goods
+    cgkeys = _pairs("collection_id", cg.collection_id, "good_id", cg.good_id)
+    bad_coll = ~known(cg.collection_id, np.sort(c.id))
+    bad_good = ~known(cg.good_id, all_goods)
+    chk.flag("missing_collection", "collection_goods", bad_coll, cgkeys)
+    chk.flag("missing_good", "collection_goods", bad_good, cgkeys)
+    keep = ~bad_coll & ~bad_good & known(cg.good_id, good_set)
+    dup_cg = keep & _duplicates(cg.collection_id, cg.good_id)
+    chk.flag("duplicate_membership", "collection_goods", dup_cg, cgkeys)
+    cg = take(cg, keep & ~dup_cg)  # type: ignore[assignment]
+
+    f = tables.follows
+    fkeys = _pairs("follower_id", f.follower_id, "followee_id", f.followee_id)
+    bad_f = ~known(f.follower_id, user_set) | ~known(f.followee_id, user_set)
+    chk.flag("follow_of_missing_user", "follows", bad_f, fkeys)
+    self_f = f.follower_id == f.followee_id
+    chk.flag("self_follow", "follows", self_f & ~bad_f, fkeys)
+    keep = ~bad_f & ~self_f
+    dup_f = keep & _duplicates(f.follower_id, f.followee_id)
+    chk.flag("duplicate_follow", "follows", dup_f, fkeys)
+    f = take(f, keep & ~dup_f)  # type: ignore[assignment]
+
+    cleaned = SourceTables(users=u, goods=g, collections=c, collection_goods=cg, saves=s, follows=f)
+    return cleaned, chk.findings

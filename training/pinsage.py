@@ -12,6 +12,8 @@ Id space: everything here is in graph indices of the HeteroData handed in (`user
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -56,7 +58,10 @@ class PinSageLite(torch.nn.Module):
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
         self.dropout = dropout
-        self.proj = torch.nn.Linear(feature_dim, embedding_dim)
+        # No bias, and inputs scaled to unit-variance components (CLIP vectors are unit-norm): otherwise
+        # the biases dominate at initialisation and every node starts out with the same embedding.
+        self.proj = torch.nn.Linear(feature_dim, embedding_dim, bias=False)
+        self.input_scale = math.sqrt(feature_dim)
         # One learned offset per node type: the feature spaces are shared, their roles are not.
         self.type_bias = torch.nn.ParameterDict(
             {t: torch.nn.Parameter(torch.zeros(embedding_dim)) for t in self.node_types}
@@ -72,7 +77,7 @@ class PinSageLite(torch.nn.Module):
             for _ in range(num_layers)
         )
         self.out = torch.nn.ModuleDict(
-            {t: torch.nn.Linear(embedding_dim, embedding_dim) for t in ("user", "good")}
+            {t: torch.nn.Linear(embedding_dim, embedding_dim, bias=False) for t in ("user", "good")}
         )
         self.reset_parameters()
 
@@ -99,7 +104,7 @@ class PinSageLite(torch.nn.Module):
     def forward(
         self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
     ) -> dict[str, Tensor]:
-        h = {t: self.proj(x) + self.type_bias[t] for t, x in x_dict.items()}
+        h = {t: self.proj(x * self.input_scale) + self.type_bias[t] for t, x in x_dict.items()}
         edges = {e: ei for e, ei in edge_index_dict.items() if e in self.edge_types and ei.numel() > 0}
         for conv in self.convs:
             msg = conv(h, edges)

@@ -491,7 +491,9 @@ def _fit_pinsage(
             total += float(loss.detach())
             bar.update(1)
             bar.set_postfix(
-                epoch=epoch, loss=f"{float(loss):.4f}", val=f"{best_val:.4f}" if best_val >= 0 else "-"
+                epoch=epoch,
+                loss=f"{float(loss.detach()):.4f}",
+                val=f"{best_val:.4f}" if best_val >= 0 else "-",
             )
             if time.perf_counter() - start > cfg.time_budget_s:
                 out_of_time = True

@@ -1,0 +1,162 @@
+"""Both models on planted graphs: known answers, inductive goods, determinism, NaN guard, checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from graphrec.artifacts import current_model, set_current_model
+from graphrec.config import TrainConfig
+from training import losses
+from training.embed import embed
+from training.train import NonFiniteError, fit, load_trained, save_trained, time_split
+
+SMALL = TrainConfig(
+    embedding_dim=16,
+    fanouts=(5, 5),
+    batch_size=64,
+    negatives=64,
+    lightgcn_batch_size=256,
+    max_epochs=6,
+    steps_per_epoch=8,
+    patience=6,
+    lr=0.01,
+    time_budget_s=120.0,
+)
+
+
+def top_picks(emb, saved: set[tuple[int, int]], k: int) -> np.ndarray:
+    scores = emb.user_vecs @ emb.good_vecs.T
+    for u, g in saved:
+        scores[u, g] = -np.inf
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize(
+    ("model", "loss"), [("pinsage", "softmax"), ("pinsage", "bpr"), ("lightgcn", "softmax")]
+)
+def test_top_picks_stay_inside_the_users_community(planted, model: str, loss: str) -> None:
+    # Two disjoint communities whose goods overlap in feature space (noise 1.5): LightGCN has only the
+    # graph to go by, PinSage-lite both; either way a user's picks must come from their own community.
+    data, id_maps, user_style, good_style = planted(noise=1.5)
+    trained = fit(data, id_maps, {}, dataclasses.replace(SMALL, model=model, loss=loss), progress=False)
+    emb = embed(trained, data, id_maps)
+    saved = set(map(tuple, data["user", "saves", "good"].edge_index.t().tolist()))
+    picks = top_picks(emb, saved, 10)
+    inside = (good_style[picks] == user_style[:, None]).mean()
+    assert inside >= 0.95, f"{model}/{loss}: only {inside:.0%} of picks inside the community"
+    assert trained.meta["val"]["recall@20"] > 0
+
+
+def test_a_good_added_after_training_lands_among_goods_of_its_style(planted) -> None:
+    held_out = 7  # style 1
+    full, full_ids, _, good_style = planted(noise=1.0)
+    before, before_ids, _, _ = planted(noise=1.0, drop_goods=(held_out,))
+    trained = fit(before, before_ids, {}, dataclasses.replace(SMALL, model="pinsage"), progress=False)
+
+    emb = embed(trained, full, full_ids)  # the newer graph: the good, its CLIP features and its saves
+    assert not emb.good_known[held_out] and emb.good_known.sum() == len(good_style) - 1
+    vec = emb.good_vecs[held_out]
+    assert np.abs(vec).sum() > 0
+    sims = emb.good_vecs @ vec
+    sims[held_out] = -np.inf
+    nearest = np.argsort(-sims)[:10]
+    assert (good_style[nearest] == good_style[held_out]).mean() >= 0.9
+
+
+def test_lightgcn_leaves_goods_it_never_saw_as_zero_rows(planted) -> None:
+    full, full_ids, _, _ = planted()
+    before, before_ids, _, _ = planted(drop_goods=(3, 4))
+    trained = fit(before, before_ids, {}, dataclasses.replace(SMALL, model="lightgcn"), progress=False)
+    emb = embed(trained, full, full_ids)
+    assert emb.good_known.tolist() == [i not in (3, 4) for i in range(len(full_ids.good_ids))]
+    assert not emb.good_vecs[[3, 4]].any()
+    assert np.abs(emb.good_vecs[emb.good_known]).sum(axis=1).min() > 0
+
+
+@pytest.mark.parametrize("model", ["pinsage", "lightgcn"])
+def test_the_same_seed_gives_the_same_model(planted, model: str) -> None:
+    data, id_maps, _, _ = planted()
+    cfg = dataclasses.replace(SMALL, model=model, max_epochs=2)
+    a = fit(data, id_maps, {}, cfg, progress=False).state_dict
+    b = fit(data, id_maps, {}, cfg, progress=False).state_dict
+    c = fit(data, id_maps, {}, dataclasses.replace(cfg, seed=1), progress=False).state_dict
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_validation_window_is_the_newest_saves_and_hidden_from_training(planted) -> None:
+    data, *_ = planted()
+    split = time_split(data, 0.2)
+    t = data["user", "saves", "good"].time
+    assert split.train_time.max() < split.cutoff <= int(t.max())
+    assert abs((t >= split.cutoff).float().mean().item() - 0.2) < 0.02
+    for edge_type in split.graph.edge_types:
+        if "time" in split.graph[edge_type]:
+            assert int(split.graph[edge_type].time.max()) < split.cutoff
+    # No held-out save is also a training save, and training saves are never ranked.
+    assert split.seen[split.val_users].multiply(split.val_truth).nnz == 0
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_state(planted, monkeypatch) -> None:
+    data, id_maps, _, _ = planted()
+    real = losses.sampled_softmax_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 11 else loss
+
+    monkeypatch.setattr(losses, "sampled_softmax_loss", poisoned)
+    cfg = dataclasses.replace(SMALL, model="pinsage", steps_per_epoch=4)
+    with pytest.raises(NonFiniteError, match=r"loss is nan at epoch 3 step 2") as info:
+        fit(data, id_maps, {}, cfg, progress=False)
+    assert (info.value.epoch, info.value.step) == (3, 2)
+    assert info.value.last_good_state is not None and "proj.weight" in info.value.last_good_state
+
+
+def test_nan_gradient_is_caught_too(planted, monkeypatch) -> None:
+    data, id_maps, _, _ = planted()
+    real = losses.bpr_loss
+
+    def poisoned(user_vecs, *args, **kwargs):
+        # Finite value, NaN gradient: d sqrt(|y|)/dy at 0 is infinite, times 0.
+        return real(user_vecs, *args, **kwargs) + (user_vecs.sum() * 0).abs().sqrt()
+
+    monkeypatch.setattr(losses, "bpr_loss", poisoned)
+    with pytest.raises(NonFiniteError, match=r"non-finite gradient of .* at epoch 1 step 0"):
+        fit(data, id_maps, {}, dataclasses.replace(SMALL, model="pinsage", loss="bpr"), progress=False)
+
+
+def test_bad_features_are_named_before_training(planted) -> None:
+    data, id_maps, _, _ = planted()
+    data["good"].x[5, 0] = float("inf")
+    with pytest.raises(ValueError, match="good_idx 5"):
+        fit(data, id_maps, {}, SMALL, progress=False)
+
+
+def test_checkpoint_round_trip_scores_the_same_and_leaves_current_alone(planted, tmp_path: Path) -> None:
+    data, id_maps, _, _ = planted()
+    models = tmp_path / "models"
+    first = fit(data, id_maps, {"name": "g1"}, dataclasses.replace(SMALL, max_epochs=1), progress=False)
+    save_trained(first, models)
+    set_current_model(models, first.version)
+    for model in ("pinsage", "lightgcn"):
+        trained = fit(data, id_maps, {"name": "g1"}, dataclasses.replace(SMALL, model=model), progress=False)
+        path = save_trained(trained, models)
+        loaded = load_trained(path)
+        assert loaded.kind == model and loaded.version == trained.version
+        assert loaded.meta["graph_manifest"] == {"name": "g1"}
+        assert loaded.meta["config"]["model"] == model and "recall@20" in loaded.meta["val"]
+        assert np.array_equal(loaded.id_maps.good_ids, id_maps.good_ids)
+        a, b = embed(trained, data, id_maps), embed(loaded, data, id_maps)
+        np.testing.assert_allclose(a.user_vecs, b.user_vecs, atol=1e-6)
+        np.testing.assert_allclose(a.good_vecs, b.good_vecs, atol=1e-6)
+        assert a.model_version == trained.version
+    assert current_model(models) == models / first.version

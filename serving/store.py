@@ -95,15 +95,15 @@ def _copy_int64(
 
 
 def read_rows(
-    conn: psycopg.Connection, repeat_days: int, user_ids: Sequence[int] | None = None
+    conn: psycopg.Connection, repeat_days: int, user_ids: Sequence[int] | None = None, recent_days: int = 60
 ) -> ServingRows:
     """Everything the picks need from the database, read in one consistent snapshot.
 
-    With `user_ids`, only those users' saves, collections and recent picks are read (plus everyone's recent
-    saves, which the fallbacks need): the on-demand path for one user.
+    With `user_ids`, only those users' saves, collections and recent picks are read (plus everyone's saves
+    of the last `recent_days` days, which the fallbacks need): the on-demand path for one user.
     """
     one = user_ids is not None
-    p = {"days": repeat_days, "users": list(user_ids or [])}
+    p = {"days": repeat_days, "users": list(user_ids or []), "recent": recent_days}
     user_filter = "AND {col} = ANY(%(users)s)" if one else ""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -123,7 +123,11 @@ def read_rows(
         saves = _copy_int64(
             conn,
             "SELECT user_id::bigint, good_id::bigint, extract(epoch FROM saved_at)::bigint FROM saves"
-            + (" WHERE user_id = ANY(%(users)s) OR saved_at >= now() - interval '60 days'" if one else ""),
+            + (
+                " WHERE user_id = ANY(%(users)s) OR saved_at >= now() - make_interval(days => %(recent)s)"
+                if one
+                else ""
+            ),
             3,
             p,
         )

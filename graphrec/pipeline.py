@@ -1,0 +1,346 @@
+"""The scheduled jobs, wiring the stages: `recommend` (daily), `recommend_user` (on demand), `retrain` (weekly).
+
+recommend: read the source tables and build the graph as of now (etl), load the CURRENT model and embed that
+graph with it (training), then retrieve, re-rank, fall back, explain and write back (serving). Each stage is
+timed; one JSON summary line ends the run and, when Telegram is configured, an alert goes out (a failure
+names its stage). Only one recommend and one retrain run at a time (PostgreSQL advisory locks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphrec import alerts
+from graphrec.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
+from graphrec.config import Config
+from serving import picks as P
+from serving import store
+from serving.stages import Stages
+
+log = logging.getLogger(__name__)
+
+
+class NoModelError(RuntimeError):
+    """There is no CURRENT model to recommend with."""
+
+
+@dataclass
+class RecommendResult:
+    run_id: int
+    model_version: str
+    counts: dict[str, Any]
+    seconds: dict[str, float]
+    peak_mb: dict[str, float]
+    duration_s: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model_version": self.model_version,
+            **self.counts,
+            "duration_s": round(self.duration_s, 2),
+        }
+
+
+def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embeddings:
+    """Graph as of now from the database, embedded with the CURRENT model."""
+    with stages.stage("import"):  # torch and PyG take seconds to import; count them
+        from etl.build import build_graph
+        from etl.source import read_tables
+        from etl.validate import clean_tables
+        from training.embed import embed
+        from training.train import load_trained
+
+    with stages.stage("load_model"):
+        checkpoint = current_model(models_dir(cfg.artifacts))
+        if checkpoint is None:
+            raise NoModelError(
+                f"no CURRENT model under {models_dir(cfg.artifacts)}: run `graphrec train --promote` or `graphrec retrain`"
+            )
+        trained = load_trained(checkpoint)
+    with stages.stage("read_tables"):
+        from graphrec import db
+
+        with db.connect(url) as conn:
+            tables = read_tables(conn)
+    with stages.stage("build_graph"):
+        cleaned, findings = clean_tables(tables, cfg.graph.embedding_dim, strict=cfg.graph.strict)
+        del tables
+        data, id_maps, report = build_graph(cleaned, as_of=None, min_goods=cfg.graph.min_goods)
+        del cleaned
+        log.info("graph built", extra={"counts": report.counts, "findings": len(findings)})
+    with stages.stage("embed", model=trained.version, kind=trained.kind):
+        emb = embed(trained, data, id_maps)
+    new_goods = int((~np.asarray(emb.good_known)).sum())
+    if trained.kind == "lightgcn" and new_goods:
+        log.warning(
+            "lightgcn cannot score %d goods added since it was trained; they reach users only as fallbacks until "
+            "the next retrain",
+            new_goods,
+            extra={"goods_unknown_to_model": new_goods},
+        )
+    return emb
+
+
+def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> RecommendResult:
+    """The daily job: everyone's picks, written back atomically. Raises store.JobLocked if another runs.
+
+    embeddings_path: serve from a saved Embeddings file instead of embedding with the CURRENT model.
+    """
+    rc = cfg.recommend
+    stages = Stages()
+    started = time.time()
+    run_id: int | None = None
+    model_version: str | None = None
+    try:
+        with store.job_lock(url, "recommend") as conn:
+            run_id = store.new_run_id(conn)
+            store.set_activity(conn, f"graphrec recommend run {run_id}")
+            log.info("recommend run %d started", run_id, extra={"run_id": run_id})
+            if embeddings_path is not None:
+                with stages.stage("load_embeddings"):
+                    emb = Embeddings.load(Path(embeddings_path))
+            else:
+                emb = _load_current_embeddings(cfg, url, stages)
+            model_version = emb.model_version
+            with stages.stage("save_embeddings"):
+                emb.save(run_embeddings_path(cfg.artifacts, run_id))
+            with stages.stage("read_rows"):
+                rows = store.read_rows(conn, rc.repeat_days)
+            picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, stages=stages)
+            with stages.stage("render"):
+                labels = store.read_labels(conn, *P.label_ids(picks, rows))
+                pick_rows = P.to_rows(picks, rows, labels, rc)
+            counts = picks.counts(rc.min_picks, rows.num_goods)
+            with stages.stage("stage_copy", rows=len(pick_rows)):
+                store.stage_picks(conn, pick_rows)
+            with stages.stage("publish"):
+                metrics = {
+                    "seconds": {k: round(v, 3) for k, v in stages.seconds.items()},
+                    "model_kind": emb.model_kind,
+                }
+                store.publish(conn, run_id, model_version, started, counts, metrics)
+            with stages.stage("prune"):
+                pruned = store.prune(conn, cfg.artifacts, rc.keep_runs, rc.repeat_days)
+    except store.JobLocked:
+        raise
+    except BaseException as e:
+        log.exception(
+            "recommend failed at stage %s", stages.current, extra={"stage": stages.current, "run_id": run_id}
+        )
+        try:
+            store.record_failure(
+                url, run_id, "recommend", model_version, started, stages.current, f"{type(e).__name__}: {e}"
+            )
+        except Exception:  # the database may be what failed
+            log.exception("could not record the failed run")
+        alerts.notify_failure("recommend", stages.current, e, run_id)
+        raise
+    result = RecommendResult(
+        run_id=run_id,
+        model_version=model_version,
+        counts=counts,
+        seconds=dict(stages.seconds),
+        peak_mb=dict(stages.peak_mb),
+        duration_s=time.time() - started,
+    )
+    log.info(
+        "recommend run %d succeeded",
+        run_id,
+        extra={
+            "summary": "recommend",
+            **result.summary(),
+            "pruned_runs": pruned,
+            "seconds": metrics["seconds"],
+        },
+    )
+    if counts["users_short"]:
+        log.warning("%d eligible users got fewer than %d picks", counts["users_short"], rc.min_picks)
+    alerts.notify_summary(alerts.recommend_summary_text(result.summary()))
+    return result
+
+
+@dataclass
+class UserPicks:
+    user_id: int
+    run_id: int | None
+    eligible: bool
+    saved_goods: int
+    picks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> UserPicks:
+    """Rescore one user now: today's saves, collections and filters from the database, the user's vector
+    from the current run's embeddings; the new picks replace theirs in the current run (when `write`)."""
+    rc = cfg.recommend
+    from graphrec import db
+
+    with db.connect(url, autocommit=True) as conn:
+        current = store.current_run(conn)
+        if current is None:
+            raise LookupError("no current run: run `graphrec recommend` first")
+        emb = Embeddings.load(run_embeddings_path(cfg.artifacts, current.id))
+        recent_days = max(rc.followee_days, rc.popular_days)
+        rows = store.read_rows(conn, rc.repeat_days, user_ids=[user_id], recent_days=recent_days)
+        idx = rows.user_idx(np.array([user_id]))
+        mine = rows.save_good[(rows.save_user == user_id) & (rows.good_idx(rows.save_good) >= 0)]
+        saved = len(np.unique(mine))
+        out = UserPicks(
+            user_id=user_id, run_id=current.id, eligible=saved > cfg.graph.min_goods, saved_goods=saved
+        )
+        if idx[0] < 0 or not out.eligible:
+            return out
+        picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, users=idx)
+        pick_rows = P.to_rows(picks, rows, store.read_labels(conn, *P.label_ids(picks, rows)), rc)
+        if write:
+            store.replace_user_picks(conn, pick_rows, user_id)
+            out.picks = store.for_you(conn, user_id, rc.picks_per_user)
+        else:
+            out.picks = [
+                {"rank": int(r), "good_id": int(g), "score": float(s), "reason": w, "is_fallback": bool(f)}
+                for r, g, s, w, f in zip(
+                    pick_rows.rank,
+                    pick_rows.good_id,
+                    pick_rows.score,
+                    pick_rows.reason,
+                    pick_rows.is_fallback,
+                    strict=True,
+                )
+            ]
+    return out
+
+
+def rollback(cfg: Config, url: str, run_id: int | None = None) -> tuple[int | None, int]:
+    """Serve an older run's picks (default: the newest succeeded run before the current one)."""
+    with store.job_lock(url, "recommend") as conn:
+        previous, now = store.rollback(conn, run_id)
+    log.info("rolled back from run %s to run %d", previous, now, extra={"from_run": previous, "to_run": now})
+    return previous, now
+
+
+# --- retrain -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RetrainResult:
+    version: str
+    promoted: bool
+    reason: str
+    new_val: dict[str, float]
+    current_val: dict[str, float] | None
+    current_version: str | None
+    seconds: dict[str, float]
+
+
+def compare_validation(
+    new: dict[str, float], current: dict[str, float] | None, tolerance: float
+) -> tuple[bool, str]:
+    """Promote unless a validation figure of the new model falls short of the current model's by more than
+    `tolerance` (relative: 0.02 allows 2% less)."""
+    if not current:
+        return True, "no current model to compare with"
+    worse = []
+    for key, cur in sorted(current.items()):
+        if key == "val_users" or not isinstance(cur, int | float) or key not in new:
+            continue
+        if new[key] < cur * (1.0 - tolerance):
+            worse.append(f"{key} {new[key]:.4f} < {cur:.4f} - {tolerance:.0%}")
+    if worse:
+        return False, "new model is worse on validation: " + "; ".join(worse)
+    figures = ", ".join(
+        f"{k} {new[k]:.4f} vs {v:.4f}" for k, v in sorted(current.items()) if k != "val_users" and k in new
+    )
+    return True, f"new model is not worse on validation ({figures})"
+
+
+def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
+    """The weekly job: build the graph, train, validate the new and the current model on the same newest
+    window, and promote the new one only if it is not worse by more than cfg.recommend.promote_tolerance."""
+    from etl.pipeline import build_graph_artifact
+    from graphrec.artifacts import load_graph
+    from training.embed import embed
+    from training.train import fit, load_trained, save_trained, time_split, validation_metrics
+
+    stages = Stages()
+    started = time.time()
+    models = models_dir(cfg.artifacts)
+    try:
+        with store.job_lock(url, "retrain") as conn:
+            store.set_activity(conn, "graphrec retrain")
+            with stages.stage("build_graph"):
+                built = build_graph_artifact(
+                    url,
+                    cfg.artifacts,
+                    strict=cfg.graph.strict,
+                    min_goods=cfg.graph.min_goods,
+                    embedding_dim=cfg.graph.embedding_dim,
+                )
+                data, id_maps, manifest = load_graph(built.path)
+            with stages.stage("train", model=cfg.train.model):
+                trained = fit(
+                    data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress
+                )
+                save_trained(trained, models)
+            new_val = {k: v for k, v in trained.meta.get("val", {}).items() if isinstance(v, int | float)}
+            with stages.stage("evaluate"):
+                current_path = current_model(models)
+                current_val = None
+                current_version = None
+                if current_path is not None:
+                    current = load_trained(current_path)
+                    current_version = current.version
+                    # Same window as the new model's validation: the current model embeds the graph
+                    # without the held-out saves and is scored on them.
+                    split = time_split(data, cfg.train.val_share)
+                    cur_emb = embed(current, split.graph, id_maps)
+                    current_val = validation_metrics(cur_emb.user_vecs, cur_emb.good_vecs, split)
+                promoted, reason = compare_validation(new_val, current_val, cfg.recommend.promote_tolerance)
+            if promoted:
+                set_current_model(models, trained.version)
+            result = RetrainResult(
+                version=trained.version,
+                promoted=promoted,
+                reason=reason,
+                new_val=new_val,
+                current_val=current_val,
+                current_version=current_version,
+                seconds=dict(stages.seconds),
+            )
+            store.record_run(
+                conn,
+                "retrain",
+                trained.version,
+                started,
+                "succeeded",
+                {"promoted": int(promoted)},
+                {**dataclasses.asdict(result), "graph": str(built.path)},
+            )
+    except store.JobLocked:
+        raise
+    except BaseException as e:
+        log.exception("retrain failed at stage %s", stages.current, extra={"stage": stages.current})
+        try:
+            store.record_failure(
+                url, None, "retrain", None, started, stages.current, f"{type(e).__name__}: {e}"
+            )
+        except Exception:
+            log.exception("could not record the failed run")
+        alerts.notify_failure("retrain", stages.current, e)
+        raise
+    log.info(
+        "retrain finished: %s",
+        reason,
+        extra={"summary": "retrain", **dataclasses.asdict(result), "duration_s": time.time() - started},
+    )
+    alerts.notify_summary(
+        f"graphrec retrain ok: model {result.version} {'PROMOTED' if promoted else 'kept aside'} "
+        f"({reason}); {time.time() - started:.0f} s"
+    )
+    return result

@@ -75,17 +75,21 @@ def demo_data(ctx: Context, users: int | None, goods: int | None, seed: int | No
 def build_graph_cmd(ctx: Context, as_of: str | None, out: Path | None, strict: bool | None, min_goods: int | None) -> None:
     """Read the source tables and write a graph artifact (HeteroData, id maps, manifest)."""
     from etl.pipeline import build_graph_artifact
+    from etl.validate import InputError
 
     cfg = ctx.config.graph
-    result = build_graph_artifact(
-        ctx.database_url(),
-        ctx.config.artifacts,
-        as_of=_parse_time(as_of),
-        out=out,
-        strict=cfg.strict if strict is None else strict,
-        min_goods=cfg.min_goods if min_goods is None else min_goods,
-        embedding_dim=cfg.embedding_dim,
-    )
+    try:
+        result = build_graph_artifact(
+            ctx.database_url(),
+            ctx.config.artifacts,
+            as_of=_parse_time(as_of),
+            out=out,
+            strict=cfg.strict if strict is None else strict,
+            min_goods=cfg.min_goods if min_goods is None else min_goods,
+            embedding_dim=cfg.embedding_dim,
+        )
+    except InputError as e:
+        raise click.ClickException(f"bad input, no graph written: {e}") from None
     click.echo(result.summary)
 
 

@@ -3,7 +3,7 @@
 JSON endpoints (ids are database ids, never graph indices):
 
     GET /v1/users/{user_id}/for-you?limit=   today's picks, via the SQL function for_you(user_id, limit)
-    GET /v1/goods/{good_id}/similar?limit=   nearest goods in the current run's embeddings (FAISS inner product)
+    GET /v1/goods/{good_id}/similar?limit=   nearest goods in the current run's embeddings (FAISS IP)
     GET /v1/goods/{good_id}/audience?limit=  users most likely to save the good who have not saved it
     GET /healthz                             the database answers and a run is current
     GET /openapi.json                        the OpenAPI description
@@ -308,7 +308,7 @@ def create_app(
 
     app = FastAPI(
         title="graphrec",
-        description="For You picks, similar goods and audiences for Goodsend, read from graphrec's daily runs.",
+        description="For You picks, similar goods and audiences for Goodsend, from graphrec's daily runs.",
         version="1",
         lifespan=lifespan,
         # The interactive docs pages load their scripts from a CDN; the description itself is served.
@@ -353,7 +353,7 @@ def create_app(
 
     @app.get("/v1/users/{user_id}/for-you", response_model=ForYou, responses=ERRORS)
     async def for_you(user_id: Id, limit: Limit = 20) -> Response:
-        """Today's picks for a user, best first, with the reason for each and the run and model behind them."""
+        """Today's picks for a user, best first, each with its reason, and the run and model behind them."""
         async with pool.connection() as conn:
             cur = await conn.execute(FOR_YOU_SQL, {"user_id": user_id, "limit": limit})
             known, body = await cur.fetchone()  # type: ignore[misc]
@@ -377,7 +377,7 @@ def create_app(
 
     @app.get("/v1/goods/{good_id}/similar", response_model=Similar, responses=ERRORS)
     async def similar(good_id: Id, limit: Limit = 20) -> Any:
-        """Goods nearest to a good in the current run's embedding space (inner product), deleted goods left out."""
+        """Goods nearest to a good in the current run's embeddings (inner product), deleted goods left out."""
         async with pool.connection() as conn:
             index = await _good_and_index(conn, good_id)
             # Ask for a few more than needed: goods deleted since the run are dropped below.
@@ -401,7 +401,7 @@ def create_app(
 
     @app.get("/v1/goods/{good_id}/audience", response_model=Audience, responses=ERRORS)
     async def audience(good_id: Id, limit: Limit = 20) -> Any:
-        """Users most likely to save a good who have not saved it (nor put it in a collection): whom to show it."""
+        """Users most likely to save a good who have not saved it nor collected it: whom to show it to."""
         async with pool.connection() as conn:
             index = await _good_and_index(conn, good_id)
             holders = {r[0] for r in await (await conn.execute(HOLDERS_SQL, {"good_id": good_id})).fetchall()}

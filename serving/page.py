@@ -1,4 +1,4 @@
-"""The vibe-check page: a user's saves and collections beside the picks of one run, or of two runs side by side.
+"""The vibe-check page: a user's saves and collections beside the picks of one run, or of two side by side.
 
 Routes (HTML, behind the token from $GRAPHREC_SERVE_TOKEN, given once as ?token=, then kept in a cookie;
 an `Authorization: Bearer` or `X-Graphrec-Token` header also works):

@@ -57,13 +57,14 @@ def _rgb(hue: float, lightness: float, saturation: float) -> str:
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
-def _clean(text: str) -> str:
+def xml_safe(text: str) -> str:
+    """The text without the characters XML 1.0 cannot hold."""
     return _NOT_XML.sub("", text)
 
 
 def title_lines(title: str, width: int = _LINE_CHARS, max_lines: int = _MAX_LINES) -> list[str]:
     """The title wrapped for the tile, at most `max_lines`, the last cut with an ellipsis when longer."""
-    words = " ".join(_clean(title).split())
+    words = " ".join(xml_safe(title).split())
     lines = textwrap.wrap(words, width=width, break_long_words=True) or [""]
     if len(lines) > max_lines:
         lines = lines[:max_lines]
@@ -90,15 +91,16 @@ def tile_svg(
         f'<text x="{SIZE / 2:g}" y="{y0 + i * line_h:g}" class="t">{escape(line)}</text>'
         for i, line in enumerate(lines)
     )
-    label = escape(_clean(domain or ""))
+    label = escape(xml_safe(domain or ""))
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{SIZE}" height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}">'
         f'<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">'
-        f'<stop offset="0" stop-color="{top}"/><stop offset="1" stop-color="{bottom}"/></linearGradient></defs>'
-        f"<style>.t{{font:600 19px system-ui,sans-serif;fill:#fff;text-anchor:middle;dominant-baseline:middle}}"
+        f'<stop offset="0" stop-color="{top}"/><stop offset="1" stop-color="{bottom}"/>'
+        f"</linearGradient></defs>"
+        f"<style>.t{{font:600 19px system-ui,sans-serif;fill:#fff;text-anchor:middle;"
+        f"dominant-baseline:middle}}"
         f".d{{font:13px system-ui,sans-serif;fill:#ffffffcc;text-anchor:middle}}</style>"
         f'<rect width="{SIZE}" height="{SIZE}" fill="url(#g)"/>'
-        f'<circle cx="{SIZE - 34}" cy="34" r="14" fill="#ffffff33"/>'
         f"{text}"
         f'<text x="{SIZE / 2:g}" y="{SIZE - 18}" class="d">{label}</text>'
         f"</svg>"

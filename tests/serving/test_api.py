@@ -1,4 +1,4 @@
-"""The For You API against a real PostgreSQL, with users, goods, saves, two runs and their picks planted by SQL.
+"""The For You API against a real PostgreSQL, with users, goods, saves, two runs and picks planted by SQL.
 
 `seed()` is also used by the page tests (tests/serving/test_page*.py).
 """
@@ -66,7 +66,8 @@ def seed(url: str, artifacts: Path) -> Seeded:
         for user, goods in ((1, range(1, 13)), (2, range(21, 23)), (3, range(21, 33))):
             for i, g in enumerate(goods):
                 conn.execute(
-                    "INSERT INTO saves (user_id, good_id, saved_at) VALUES (%s, %s, now() - %s * interval '1 hour')",
+                    "INSERT INTO saves (user_id, good_id, saved_at)"
+                    " VALUES (%s, %s, now() - %s * interval '1 hour')",
                     (user, g, 100 - i),
                 )
         conn.execute(
@@ -90,8 +91,8 @@ def seed(url: str, artifacts: Path) -> Seeded:
             runs.append(run)
             for rank, g in enumerate(picks, 1):
                 conn.execute(
-                    "INSERT INTO graphrec_picks (run_id, user_id, rank, good_id, score, reason, reason_detail,"
-                    " is_fallback) VALUES (%s, 1, %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO graphrec_picks (run_id, user_id, rank, good_id, score, reason,"
+                    " reason_detail, is_fallback) VALUES (%s, 1, %s, %s, %s, %s, %s, %s)",
                     (
                         run,
                         rank,
@@ -232,7 +233,7 @@ def test_audience_is_the_best_scored_users_who_have_not_saved_the_good(client: T
     assert [u["user_id"] for u in body["users"]] == [4, 5, 6, 1]
     assert body["users"][0] == {"user_id": 4, "name": "Di", "score": pytest.approx(0.9)}
     assert [u["user_id"] for u in client.get("/v1/goods/21/audience?limit=2").json()["users"]] == [4, 5]
-    # Good 5 is red: user 1 (red) saved it, so the one user leaning a little red comes first, the rest tie at 0.
+    # Good 5 is red and user 1 saved it: the user leaning a little red comes first, the rest tie at 0.
     red = [u["user_id"] for u in client.get("/v1/goods/5/audience?limit=10").json()["users"]]
     assert red[0] == 6 and sorted(red[1:]) == [2, 3, 4, 5]
 

@@ -55,7 +55,8 @@ def _redact(text: str, env: Mapping[str, str]) -> str:
 
 def failure_text(job: str, stage: str, error: BaseException | str, run_id: int | None = None) -> str:
     where = f" (run {run_id})" if run_id is not None else ""
-    return f"graphrec {job} FAILED{where} at stage {stage}:\n{type(error).__name__ + ': ' if isinstance(error, BaseException) else ''}{error}"
+    what = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    return f"graphrec {job} FAILED{where} at stage {stage}:\n{what}"
 
 
 def recommend_summary_text(summary: Mapping[str, Any]) -> str:

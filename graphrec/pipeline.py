@@ -1,4 +1,5 @@
-"""The scheduled jobs, wiring the stages: `recommend` (daily), `recommend_user` (on demand), `retrain` (weekly).
+"""The scheduled jobs, wiring the stages: `recommend` (daily), `recommend_user` (on demand) and `retrain`
+(weekly).
 
 recommend: read the source tables and build the graph as of now (etl), load the CURRENT model and embed that
 graph with it (training), then retrieve, re-rank, fall back, explain and write back (serving). Each stage is
@@ -62,7 +63,8 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embedding
         checkpoint = current_model(models_dir(cfg.artifacts))
         if checkpoint is None:
             raise NoModelError(
-                f"no CURRENT model under {models_dir(cfg.artifacts)}: run `graphrec train --promote` or `graphrec retrain`"
+                f"no CURRENT model under {models_dir(cfg.artifacts)}: "
+                "run `graphrec train --promote` or `graphrec retrain`"
             )
         trained = load_trained(checkpoint)
     with stages.stage("read_tables"):
@@ -81,8 +83,8 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embedding
     new_goods = int((~np.asarray(emb.good_known)).sum())
     if trained.kind == "lightgcn" and new_goods:
         log.warning(
-            "lightgcn cannot score %d goods added since it was trained; they reach users only as fallbacks until "
-            "the next retrain",
+            "lightgcn cannot score %d goods added since it was trained; they reach users only as fallbacks "
+            "until the next retrain",
             new_goods,
             extra={"goods_unknown_to_model": new_goods},
         )

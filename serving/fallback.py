@@ -62,8 +62,8 @@ def fill(
 
     users: int64 [n] user_idx. picks: int64 [n, k<=target] model picks (good_idx, -1 padded).
     exclude: bool csr [U, G]. follows: csr [U, U] follower -> followee. recent_saves: csr [U, G] from
-    `recent_saves_by_user`. popular: good_idx, most popular first. The domain cap holds while it can; when a user
-    would still have fewer than `min_picks`, it is lifted for the rest of that user's picks.
+    `recent_saves_by_user`. popular: good_idx, most popular first. The domain cap holds while it can; when a
+    user would still have fewer than `min_picks`, it is lifted for the rest of that user's picks.
     """
     n = len(users)
     out = np.full((n, target), -1, dtype=np.int64)

@@ -1,9 +1,9 @@
 """Candidate retrieval with FAISS: the goods with the largest inner product with a user's vector.
 
-Exact search (`IndexFlatIP`) by default, which is right at 100,000 goods; an inverted-file index (`IndexIVFFlat`)
-for larger catalogs, whose recall against exact search `index_recall` measures. Excluded goods (a user's saves,
-collections, recent picks) are removed after the search, which asks for enough extra neighbours per user to
-still return `n_candidates` when every excluded good ranks on top.
+Exact search (`IndexFlatIP`) by default, which is right at 100,000 goods; an inverted-file index
+(`IndexIVFFlat`) for larger catalogs, whose recall against exact search `index_recall` measures. Excluded goods
+(a user's saves, collections, recent picks) are removed after the search, which asks for enough extra
+neighbours per user to still return `n_candidates` when every excluded good ranks on top.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ from serving.rows import ServingRows
 
 log = logging.getLogger(__name__)
 
+# Connections from graphrec.db.connect, whose rows are dicts.
+Conn = psycopg.Connection[Any]
+
 # Advisory lock keys, one per job kind; any fixed numbers shared by every graphrec process.
 LOCK_KEYS = {"recommend": 7_350_101, "retrain": 7_350_102}
 
@@ -41,13 +44,13 @@ class JobLocked(RuntimeError):
 
 
 @contextmanager
-def job_lock(url: str, job: str) -> Iterator[psycopg.Connection]:
+def job_lock(url: str, job: str) -> Iterator[Conn]:
     """A connection (autocommit) holding the job's advisory lock for the whole `with` block.
 
     Raises JobLocked at once if another session holds it. The lock is a session lock: a killed process
     drops its connection and PostgreSQL releases the lock with it.
     """
-    conn = db.connect(url, autocommit=True)
+    conn: Conn = db.connect(url, autocommit=True)
     try:
         row = conn.execute("SELECT pg_try_advisory_lock(%(k)s) AS ok", {"k": LOCK_KEYS[job]}).fetchone()
         if not row or not row["ok"]:
@@ -66,7 +69,7 @@ def job_lock(url: str, job: str) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
-def set_activity(conn: psycopg.Connection, text: str) -> None:
+def set_activity(conn: Conn, text: str) -> None:
     """Shown in pg_stat_activity.application_name, so an operator sees what a run is doing."""
     conn.execute("SELECT set_config('application_name', %(t)s, false)", {"t": text[:63]})
 
@@ -75,7 +78,7 @@ def set_activity(conn: psycopg.Connection, text: str) -> None:
 
 
 def _copy_int64(
-    conn: psycopg.Connection, query: str, ncols: int, params: dict[str, Any] | None = None
+    conn: Conn, query: str, ncols: int, params: dict[str, Any] | None = None
 ) -> np.ndarray:
     """Run `query` (every column bigint NOT NULL) through binary COPY; int64 [rows, ncols]."""
     with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy:
@@ -95,7 +98,7 @@ def _copy_int64(
 
 
 def read_rows(
-    conn: psycopg.Connection, repeat_days: int, user_ids: Sequence[int] | None = None, recent_days: int = 60
+    conn: Conn, repeat_days: int, user_ids: Sequence[int] | None = None, recent_days: int = 60
 ) -> ServingRows:
     """Everything the picks need from the database, read in one consistent snapshot.
 
@@ -109,7 +112,8 @@ def read_rows(
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         now = conn.execute("SELECT extract(epoch FROM now())::bigint AS t").fetchone()
         domains = conn.execute(
-            "SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL ORDER BY domain"
+            "SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL "
+            "ORDER BY domain"
         ).fetchall()
         goods = _copy_int64(
             conn,
@@ -133,7 +137,8 @@ def read_rows(
         )
         owned = _copy_int64(
             conn,
-            "SELECT c.owner_id::bigint, cg.collection_id::bigint, cg.good_id::bigint FROM collection_goods cg "
+            "SELECT c.owner_id::bigint, cg.collection_id::bigint, cg.good_id::bigint "
+            "FROM collection_goods cg "
             "JOIN collections c ON c.id = cg.collection_id WHERE true "
             + user_filter.format(col="c.owner_id")
             + " ORDER BY cg.added_at, cg.collection_id",
@@ -177,7 +182,7 @@ def read_rows(
 
 
 def read_labels(
-    conn: psycopg.Connection, good_ids: np.ndarray, collection_ids: np.ndarray, user_ids: np.ndarray
+    conn: Conn, good_ids: np.ndarray, collection_ids: np.ndarray, user_ids: np.ndarray
 ) -> Labels:
     """Titles and names the reasons' words need."""
     goods = conn.execute(
@@ -213,7 +218,7 @@ class RunInfo:
     current: bool = False
 
 
-def new_run_id(conn: psycopg.Connection) -> int:
+def new_run_id(conn: Conn) -> int:
     """A fresh run id. No row yet: the run row is written when the run ends (see the module docstring)."""
     row = conn.execute("SELECT nextval(pg_get_serial_sequence('graphrec_runs', 'id')) AS id").fetchone()
     assert row is not None
@@ -224,12 +229,13 @@ _STAGING = "graphrec_picks_staging"
 _COLUMNS = ("user_id", "rank", "good_id", "score", "reason", "reason_detail", "is_fallback")
 
 
-def stage_picks(conn: psycopg.Connection, picks: PickRows) -> None:
+def stage_picks(conn: Conn, picks: PickRows) -> None:
     """COPY the picks into this session's staging table (invisible to everyone else)."""
     conn.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
     conn.execute(
-        f"CREATE TEMP TABLE {_STAGING} (user_id bigint NOT NULL, rank integer NOT NULL, good_id bigint NOT NULL, "
-        "score real NOT NULL, reason text NOT NULL, reason_detail jsonb NOT NULL, is_fallback boolean NOT NULL)"
+        f"CREATE TEMP TABLE {_STAGING} (user_id bigint NOT NULL, rank integer NOT NULL, "
+        "good_id bigint NOT NULL, score real NOT NULL, reason text NOT NULL, reason_detail jsonb NOT NULL, "
+        "is_fallback boolean NOT NULL)"
     )
     with conn.cursor() as cur, cur.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
         copy.set_types(["int8", "int4", "int8", "float4", "text", "text", "bool"])
@@ -247,7 +253,7 @@ def stage_picks(conn: psycopg.Connection, picks: PickRows) -> None:
 
 
 def publish(
-    conn: psycopg.Connection,
+    conn: Conn,
     run_id: int,
     model_version: str,
     started_at: float,
@@ -257,7 +263,8 @@ def publish(
     """In one transaction: the staged picks into graphrec_picks, the run row, graphrec_current -> this run."""
     with conn.transaction():
         conn.execute(
-            "INSERT INTO graphrec_runs (id, kind, model_version, started_at, finished_at, status, counts, metrics) "
+            "INSERT INTO graphrec_runs "
+            "(id, kind, model_version, started_at, finished_at, status, counts, metrics) "
             "VALUES (%(id)s, 'recommend', %(mv)s, to_timestamp(%(t0)s), now(), 'succeeded', %(c)s, %(m)s)",
             {
                 "id": run_id,
@@ -288,8 +295,10 @@ def record_failure(
     """A failed run's row (on a fresh connection: the run's own may be broken). Never touches current."""
     with db.connect(url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO graphrec_runs (id, kind, model_version, started_at, finished_at, status, error, metrics) "
-            "VALUES (coalesce(%(id)s, nextval(pg_get_serial_sequence('graphrec_runs', 'id'))), %(k)s, %(mv)s, "
+            "INSERT INTO graphrec_runs "
+            "(id, kind, model_version, started_at, finished_at, status, error, metrics) "
+            "VALUES (coalesce(%(id)s, nextval(pg_get_serial_sequence('graphrec_runs', 'id'))), "
+            "%(k)s, %(mv)s, "
             "to_timestamp(%(t0)s), now(), 'failed', %(e)s, %(m)s)",
             {
                 "id": run_id,
@@ -303,7 +312,7 @@ def record_failure(
 
 
 def record_run(
-    conn: psycopg.Connection,
+    conn: Conn,
     kind: str,
     model_version: str | None,
     started_at: float,
@@ -314,7 +323,8 @@ def record_run(
 ) -> int:
     """A finished job's row (retrain and the like, which write no picks)."""
     row = conn.execute(
-        "INSERT INTO graphrec_runs (kind, model_version, started_at, finished_at, status, counts, metrics, error) "
+        "INSERT INTO graphrec_runs "
+        "(kind, model_version, started_at, finished_at, status, counts, metrics, error) "
         "VALUES (%(k)s, %(mv)s, to_timestamp(%(t0)s), now(), %(s)s, %(c)s, %(m)s, %(e)s) RETURNING id",
         {
             "k": kind,
@@ -330,14 +340,14 @@ def record_run(
     return int(row["id"])
 
 
-def current_run(conn: psycopg.Connection) -> RunInfo | None:
+def current_run(conn: Conn) -> RunInfo | None:
     row = conn.execute(
         "SELECT r.* FROM graphrec_current c JOIN graphrec_runs r ON r.id = c.run_id"
     ).fetchone()
     return RunInfo(**row, current=True) if row else None
 
 
-def recommend_runs(conn: psycopg.Connection) -> list[RunInfo]:
+def recommend_runs(conn: Conn) -> list[RunInfo]:
     """Recommend runs, newest first, marking the current one."""
     rows = conn.execute(
         "SELECT r.*, (r.id = c.run_id) IS TRUE AS current FROM graphrec_runs r CROSS JOIN graphrec_current c "
@@ -346,7 +356,7 @@ def recommend_runs(conn: psycopg.Connection) -> list[RunInfo]:
     return [RunInfo(**r) for r in rows]
 
 
-def rollback(conn: psycopg.Connection, run_id: int | None = None) -> tuple[int | None, int]:
+def rollback(conn: Conn, run_id: int | None = None) -> tuple[int | None, int]:
     """Point graphrec_current at `run_id`, or at the newest succeeded run older than the current one.
     Returns (previous run id, new run id)."""
     with conn.transaction():
@@ -366,7 +376,8 @@ def rollback(conn: psycopg.Connection, run_id: int | None = None) -> tuple[int |
             run_id = int(row["id"])
         else:
             row = conn.execute(
-                "SELECT status, kind, EXISTS (SELECT 1 FROM graphrec_picks p WHERE p.run_id = r.id) AS has_picks "
+                "SELECT status, kind, "
+                "EXISTS (SELECT 1 FROM graphrec_picks p WHERE p.run_id = r.id) AS has_picks "
                 "FROM graphrec_runs r WHERE id = %(id)s",
                 {"id": run_id},
             ).fetchone()
@@ -382,7 +393,7 @@ def rollback(conn: psycopg.Connection, run_id: int | None = None) -> tuple[int |
     return previous, run_id
 
 
-def replace_user_picks(conn: psycopg.Connection, picks: PickRows, user_id: int) -> int:
+def replace_user_picks(conn: Conn, picks: PickRows, user_id: int) -> int:
     """Swap one user's picks inside the current run, in one transaction. Returns the run id."""
     with conn.transaction():
         cur = conn.execute("SELECT run_id FROM graphrec_current FOR SHARE").fetchone()
@@ -413,7 +424,7 @@ def replace_user_picks(conn: psycopg.Connection, picks: PickRows, user_id: int) 
     return run_id
 
 
-def prune(conn: psycopg.Connection, artifacts: Path, keep_runs: int, repeat_days: int) -> list[int]:
+def prune(conn: Conn, artifacts: Path, keep_runs: int, repeat_days: int) -> list[int]:
     """Delete recommend runs (and their picks and embeddings files) that are not current, not among the
     newest `keep_runs` succeeded runs, and older than `repeat_days` (the repeat filter still reads those)."""
     with conn.transaction():
@@ -440,6 +451,6 @@ def prune(conn: psycopg.Connection, artifacts: Path, keep_runs: int, repeat_days
     return [r["id"] for r in rows]
 
 
-def for_you(conn: psycopg.Connection, user_id: int, limit: int = 20) -> list[dict[str, Any]]:
+def for_you(conn: Conn, user_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The app's read: the current run's picks for one user (the SQL function for_you)."""
     return conn.execute("SELECT * FROM for_you(%(u)s, %(n)s)", {"u": user_id, "n": limit}).fetchall()

@@ -101,7 +101,7 @@ def test_failed_job_names_the_stage_and_keeps_serving(
     )
     bad_file = tmp_path / "bad.npz"
     bad.save(bad_file)
-    with pytest.raises(Exception):
+    with pytest.raises(AssertionError):  # FAISS's own dimension check
         pipeline.recommend(cfg, migrated_url, embeddings_path=bad_file)
     text = telegram.messages[-1][1]["text"]
     assert "graphrec recommend FAILED" in text and "at stage retrieve" in text

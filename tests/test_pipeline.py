@@ -84,7 +84,8 @@ def _kill_inside_publish(proc: subprocess.Popen, url: str) -> None:
         while True:
             with psycopg.connect(url, autocommit=True) as probe:
                 waiting = probe.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'graphrec recommend run %%' "
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'graphrec recommend run %%' "
                     "AND wait_event_type = 'Lock'"
                 ).fetchone()
             if waiting and waiting[0]:

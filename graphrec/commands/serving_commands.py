@@ -43,7 +43,8 @@ def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path:
             raise click.ClickException(str(e)) from None
         if not out.eligible:
             click.echo(
-                f"user {user_id} has {out.saved_goods} saved goods; picks start above {ctx.config.graph.min_goods}"
+                f"user {user_id} has {out.saved_goods} saved goods; "
+                f"picks start above {ctx.config.graph.min_goods}"
             )
             return
         where = "not written (dry run)" if dry_run else f"written into run {out.run_id}"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from world import DELETED, FEW_SAVES, NEW_USER, STYLE_A, World, good_domain
 
 from graphrec import db
 from graphrec.config import RecommendConfig
 from serving import picks as P
 from serving import store
-from world import DELETED, FEW_SAVES, NEW_USER, STYLE_A, World, good_domain
 
 
 def _run(world: World, cfg: RecommendConfig) -> tuple[P.Picks, P.PickRows]:

@@ -1,4 +1,5 @@
-"""A small planted world for the serving tests (imported as `world` by them): two styles, ten domains, users who like one style each."""
+"""A small planted world for the serving tests (imported as `world`): two styles, ten domains, users who
+like one style each, a deleted good, a collection, a user unknown to the model and one with too few saves."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def build_world(url: str, seed: int = 0) -> World:
             cur.execute("UPDATE goods SET deleted_at = now() WHERE id = %s", (DELETED,))
             rows = [(u, g, i) for u, gs in saves.items() for i, g in enumerate(gs)]
             cur.executemany(
-                "INSERT INTO saves (user_id, good_id, saved_at) VALUES (%s, %s, now() - make_interval(hours => %s))",
+                "INSERT INTO saves (user_id, good_id, saved_at) "
+                "VALUES (%s, %s, now() - make_interval(hours => %s))",
                 rows,
             )
             cur.execute("INSERT INTO collections (id, owner_id, title) VALUES (1, 1, 'Summer')")

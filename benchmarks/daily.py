@@ -1,0 +1,156 @@
+"""The daily job (`graphrec recommend`) end to end on demo data, at the demo scale (5,000 users,
+100,000 goods) and at ten times that (50,000 users, 1,000,000 goods): wall time and peak memory per stage
+and in total, and the IVF index's recall@k against exact search on the run's own embeddings.
+
+Setup, not timed: demo data in a database of its own per scale (kept between runs and reused when its counts
+match), a graph and a briefly trained PinSage-lite model (quality does not matter for timing; the model's size
+does). Timed: one `graphrec recommend` subprocess per scale, whose JSON stage lines give the per-stage figures
+(peak memory is that process's peak RSS when the stage ended; PostgreSQL's own memory is not included).
+
+    python benchmarks/daily.py [--scales 1x,10x] [--k 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from graphrec import db  # noqa: E402
+from graphrec.artifacts import Embeddings, current_model, models_dir, run_embeddings_path  # noqa: E402
+from graphrec.config import load_config  # noqa: E402
+from serving.retrieval import build_index, index_recall  # noqa: E402
+
+SCALES = {"1x": (5_000, 100_000), "10x": (50_000, 1_000_000)}
+GRAPHREC = str(Path(sys.executable).parent / "graphrec")
+# Setup training: a few steps only. The daily job's cost depends on the model's shape, not its quality.
+QUICK_TRAIN = [
+    "--set",
+    "train.max_epochs=1",
+    "--set",
+    "train.steps_per_epoch=20",
+    "--set",
+    "train.time_budget_s=300",
+]
+
+
+def log(msg: str) -> None:
+    print(f"[daily] {msg}", file=sys.stderr, flush=True)
+
+
+def scale_url(scale: str) -> str:
+    """A database of its own for this scale, on $GRAPHREC_DATABASE_URL's server or the embedded one."""
+    cfg = load_config(ROOT / "configs" / "graphrec.toml")
+    admin = os.environ.get(db.URL_ENV) or db.embedded_server_url(ROOT / cfg.database.embedded_dir)
+    name = f"graphrec_bench_daily_{scale}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(admin)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def run(args: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    t0 = time.perf_counter()
+    proc = subprocess.run([GRAPHREC, *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    log(f"{what}: {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"{what} failed")
+    return proc
+
+
+def setup(scale: str, env: dict[str, str], artifacts: Path) -> None:
+    users, goods = SCALES[scale]
+    with db.connect(env[db.URL_ENV]) as conn:
+        db.migrate(conn)
+        n = conn.execute(
+            "SELECT (SELECT count(*) FROM users) AS u, (SELECT count(*) FROM goods) AS g"
+        ).fetchone()
+    if (n["u"], n["g"]) != (users, goods):
+        run(
+            ["demo-data", "--users", str(users), "--goods", str(goods), "--seed", "0", "--replace"],
+            env,
+            f"{scale} demo data",
+        )
+    if current_model(models_dir(artifacts)) is None:
+        run(["build-graph"], env, f"{scale} build-graph")
+        run([*QUICK_TRAIN, "train", "--promote"], env, f"{scale} quick train")
+
+
+def daily(scale: str, env: dict[str, str]) -> dict[str, float]:
+    """One timed `graphrec recommend`; returns stage -> seconds / peak MB and the totals."""
+    t0 = time.perf_counter()
+    proc = run(["recommend"], env, f"{scale} recommend")
+    wall = time.perf_counter() - t0
+    out: dict[str, float] = {f"daily_{scale}_s": round(wall, 2)}
+    peak = 0.0
+    for line in proc.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        rec = json.loads(line)
+        if rec.get("event") == "done":
+            out[f"daily_{scale}_stage_{rec['stage']}_s"] = round(rec["seconds"], 2)
+            peak = max(peak, float(rec["peak_mb"]))
+        if rec.get("summary") == "recommend":
+            out[f"daily_{scale}_run_id"] = rec["run_id"]
+            for key in ("users_served", "picks", "fallback_picks", "coverage"):
+                out[f"daily_{scale}_{key}"] = rec[key]
+    out[f"daily_{scale}_peak_mb"] = round(peak)
+    return out
+
+
+def ivf_figures(scale: str, emb: Embeddings, k: int, nlist: int, nprobe: int) -> dict[str, float]:
+    """Recall@k of the IVF index against exact search for a sample of users, and both search times."""
+    known = np.asarray(emb.good_known, dtype=bool)
+    goods = np.ascontiguousarray(emb.good_vecs[known])
+    rng = np.random.default_rng(0)
+    queries = emb.user_vecs[rng.choice(len(emb.user_vecs), size=min(2000, len(emb.user_vecs)), replace=False)]
+    out = {f"ivf_{scale}_recall_at_{k}": round(index_recall(goods, queries, k, nlist, nprobe), 4)}
+    for kind in ("exact", "ivf"):
+        t0 = time.perf_counter()
+        index = build_index(goods, np.arange(len(goods)), kind, nlist=nlist, nprobe=nprobe)
+        t1 = time.perf_counter()
+        index.index.search(np.ascontiguousarray(queries, dtype=np.float32), 200)
+        t2 = time.perf_counter()
+        out[f"{kind}_{scale}_build_s"] = round(t1 - t0, 2)
+        out[f"{kind}_{scale}_search_2000_users_s"] = round(t2 - t1, 3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scales", default="1x,10x")
+    ap.add_argument("--k", type=int, default=20)
+    args = ap.parse_args()
+    cfg = load_config(ROOT / "configs" / "graphrec.toml")
+    figures: dict[str, float] = {}
+    for scale in args.scales.split(","):
+        artifacts = ROOT / "artifacts" / "bench" / f"daily-{scale}"
+        env = dict(os.environ, GRAPHREC_PATHS__ARTIFACTS=str(artifacts))
+        env[db.URL_ENV] = scale_url(scale)
+        for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"):
+            env.pop(var, None)
+        setup(scale, env, artifacts)
+        result = daily(scale, env)
+        figures.update(result)
+        emb = Embeddings.load(run_embeddings_path(artifacts, int(result[f"daily_{scale}_run_id"])))
+        figures.update(ivf_figures(scale, emb, args.k, cfg.recommend.ivf_nlist, cfg.recommend.ivf_nprobe))
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

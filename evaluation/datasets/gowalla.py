@@ -45,7 +45,9 @@ def read_user_items(path: Path) -> tuple[np.ndarray, np.ndarray]:
             try:
                 ids = np.array([int(t) for t in tokens], dtype=np.int64)
             except ValueError as exc:
-                raise ValueError(f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}") from exc
+                raise ValueError(
+                    f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}"
+                ) from exc
             if (ids < 0).any():
                 raise ValueError(f"{path}:{line_no}: negative id")
             users.append(np.full(len(ids) - 1, ids[0], dtype=np.int64))

@@ -130,6 +130,39 @@ def ivf_figures(scale: str, emb: Embeddings, k: int, nlist: int, nprobe: int) ->
     return out
 
 
+def reads(scale: str, url: str, artifacts: Path, n: int = 300) -> dict[str, float]:
+    """The app's read (for_you) and the on-demand rescore of one user (in process, imports excluded)."""
+    from graphrec import pipeline
+    from graphrec.config import Config, PathsConfig
+
+    with db.connect(url, autocommit=True) as conn:
+        users = [
+            r["user_id"]
+            for r in conn.execute(
+                "SELECT DISTINCT p.user_id FROM graphrec_picks p JOIN graphrec_current c USING (run_id) "
+                "LIMIT %s",
+                (n,),
+            ).fetchall()
+        ]
+        times = []
+        for u in users:
+            t0 = time.perf_counter()
+            conn.execute("SELECT * FROM for_you(%s, 20)", (u,)).fetchall()
+            times.append(time.perf_counter() - t0)
+    cfg = Config(paths=PathsConfig(artifacts=str(artifacts)))
+    rescore = []
+    for u in users[:10]:
+        t0 = time.perf_counter()
+        pipeline.recommend_user(cfg, url, u, write=True)
+        rescore.append(time.perf_counter() - t0)
+    return {
+        f"for_you_{scale}_p50_ms": round(1000 * float(np.median(times)), 2),
+        f"for_you_{scale}_p95_ms": round(1000 * float(np.percentile(times, 95)), 2),
+        f"recommend_user_{scale}_median_s": round(float(np.median(rescore)), 3),
+        f"recommend_user_{scale}_max_s": round(float(np.max(rescore)), 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", default="1x,10x")
@@ -148,6 +181,7 @@ def main() -> None:
         figures.update(result)
         emb = Embeddings.load(run_embeddings_path(artifacts, int(result[f"daily_{scale}_run_id"])))
         figures.update(ivf_figures(scale, emb, args.k, cfg.recommend.ivf_nlist, cfg.recommend.ivf_nprobe))
+        figures.update(reads(scale, env[db.URL_ENV], artifacts))
     for key, value in figures.items():
         print(f"{key}: {value}")
 

@@ -121,6 +121,9 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
                 labels = store.read_labels(conn, *P.label_ids(picks, rows))
                 pick_rows = P.to_rows(picks, rows, labels, rc)
             counts = picks.counts(rc.min_picks, rows.num_goods)
+            if counts["users_eligible"] and not counts["picks"]:
+                # Publishing this would empty every feed; the previous run stays current instead.
+                raise RuntimeError(f"no picks for any of {counts['users_eligible']} eligible users")
             with stages.stage("stage_copy", rows=len(pick_rows)):
                 store.stage_picks(conn, pick_rows)
             with stages.stage("publish"):

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from graphrec import db
 from graphrec.cli import cli
 from graphrec.commands.serving_commands import LOCKED_EXIT
+from graphrec.pipeline import compare_validation
 from serving import store
 
 sys.path.insert(0, str(Path(__file__).parent / "serving"))
@@ -159,3 +160,41 @@ def test_rollback_and_one_user_through_the_cli(setup: tuple[World, Path]) -> Non
         assert len(after) == 20 and not set(after) & set(before), "today's picks are not repeated"
         few = runner.invoke(cli, ["recommend", "--user", "21"])
         assert "has 3 saved goods" in few.output
+
+
+def test_compare_validation_tolerance() -> None:
+    current = {"recall@20": 0.20, "ndcg@20": 0.10, "val_users": 50}
+    assert compare_validation({"recall@20": 0.197, "ndcg@20": 0.099}, current, 0.02)[0]
+    ok, why = compare_validation({"recall@20": 0.19, "ndcg@20": 0.12}, current, 0.02)
+    assert not ok and "recall@20 0.1900 < 0.2000" in why
+    assert compare_validation({"recall@20": 0.0}, None, 0.02) == (True, "no current model to compare with")
+
+
+def test_retrain_promotes_only_when_validation_allows(
+    migrated_url: str, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPHREC_DATABASE_URL", migrated_url)
+    monkeypatch.setenv("GRAPHREC_PATHS__ARTIFACTS", str(artifacts))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["demo-data", "--users", "80", "--goods", "600", "--seed", "1"]).exit_code == 0
+    quick = ["--set", "train.max_epochs=1", "--set", "train.steps_per_epoch=3", "--set", "graph.min_goods=3"]
+    first = runner.invoke(cli, [*quick, "retrain"])
+    assert first.exit_code == 0, first.output
+    assert "promoted to CURRENT (no current model to compare with)" in first.output
+    models = artifacts / "models"
+    current = (models / "CURRENT").read_text().strip()
+    # A tolerance below -100% asks the new model to be twice as good as the current one on every figure.
+    second = runner.invoke(cli, [*quick, "--set", "recommend.promote_tolerance=-1.0", "retrain"])
+    assert second.exit_code == 0, second.output
+    assert "not promoted (new model is worse on validation" in second.output
+    assert (models / "CURRENT").read_text().strip() == current
+    with db.connect(migrated_url) as conn:
+        runs = conn.execute(
+            "SELECT status, counts, metrics FROM graphrec_runs WHERE kind = 'retrain' ORDER BY id"
+        ).fetchall()
+    assert [r["counts"]["promoted"] for r in runs] == [1, 0]
+    assert runs[1]["metrics"]["current_version"] == current and runs[1]["metrics"]["current_val"]
+    # The recommend job then uses the model that stayed CURRENT.
+    rec = runner.invoke(cli, ["--set", "graph.min_goods=3", "recommend"])
+    assert rec.exit_code == 0, rec.output
+    assert f"model {current}" in rec.output

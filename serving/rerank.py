@@ -87,13 +87,10 @@ def _rerank_batch(
     span = np.where(hi > lo, hi - lo, 1.0)
     relevance = np.where(avail, (sc - np.where(np.isfinite(lo), lo, 0.0)) / span, 0.0)
 
-    sim = None
+    v = None
     if diversity > 0:
         v = np.asarray(good_vecs, dtype=np.float32)[safe]  # [b, c, d]
         v = v / np.maximum(np.linalg.norm(v, axis=2, keepdims=True), 1e-12)
-        sim = np.einsum("bid,bjd->bij", v, v)
-        same_domain = (dom[:, :, None] == dom[:, None, :]) & (dom[:, :, None] >= 0)
-        sim = np.where(same_domain, 1.0, sim)
 
     redundancy = np.zeros((b, c))
     per_domain = np.zeros((b, c), dtype=np.int64)  # picks so far from each candidate's domain
@@ -107,8 +104,11 @@ def _rerank_batch(
             break
         out[ok, t] = cand[rows[ok], j[ok]]
         avail[rows[ok], j[ok]] = False
-        if sim is not None:
-            redundancy = np.where(ok[:, None], np.maximum(redundancy, sim[rows, j, :]), redundancy)
         chosen_dom = dom[rows, j]
+        if v is not None:
+            # Similarity of every candidate to the one just taken (k of these cost less than all pairs).
+            sim = np.einsum("bcd,bd->bc", v, v[rows, j])
+            sim = np.where((dom == chosen_dom[:, None]) & (chosen_dom[:, None] >= 0), 1.0, sim)
+            redundancy = np.where(ok[:, None], np.maximum(redundancy, sim), redundancy)
         per_domain += ok[:, None] & (dom == chosen_dom[:, None]) & (chosen_dom[:, None] >= 0)
     return out

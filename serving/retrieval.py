@@ -1,9 +1,14 @@
 """Candidate retrieval with FAISS: the goods with the largest inner product with a user's vector.
 
-Exact search (`IndexFlatIP`) by default, which is right at 100,000 goods; an inverted-file index
-(`IndexIVFFlat`) for larger catalogs, whose recall against exact search `index_recall` measures. Excluded goods
-(a user's saves, collections, recent picks) are removed after the search, which asks for enough extra
-neighbours per user to still return `n_candidates` when every excluded good ranks on top.
+Three kinds, all inner product:
+- "exact" (default): blocked BLAS matrix products with the excluded goods masked out, then a partial sort.
+  Same answer as FAISS's flat index; on the 2-core machine it took 2.2 s where `IndexFlatIP` took 5.9 s for
+  1,000 users x 100,000 goods at k=200 (FAISS's flat kernel updates a heap per (user, good)), and it needs no
+  extra search depth for users with many excluded goods.
+- "flat": FAISS `IndexFlatIP`, kept to check "exact" against and for comparison in the benchmark.
+- "ivf": FAISS `IndexIVFFlat` for larger catalogs, approximate; `index_recall` measures it against exact.
+FAISS searches remove excluded goods (a user's saves, collections, recent picks) after the search, which asks
+for enough extra neighbours per user to still return `n_candidates` when every excluded good ranks on top.
 """
 
 from __future__ import annotations
@@ -17,20 +22,25 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-INDEX_KINDS = ("exact", "ivf")
+INDEX_KINDS = ("exact", "flat", "ivf")
+# Scores computed at once by the exact search: users per block x goods.
+BLOCK_SCORES = 2**25
 
 
 @dataclass(frozen=True)
 class GoodIndex:
-    """A FAISS index over good vectors; `good_idx[row]` is the serving good_idx of index row `row`."""
+    """Good vectors to search; `good_idx[row]` is the serving good_idx of row `row`.
 
-    index: faiss.Index
+    `index` is the FAISS index ("flat", "ivf"), or None for "exact", which searches `vecs` directly."""
+
+    index: faiss.Index | None
+    vecs: np.ndarray  # float32 [n, d]
     good_idx: np.ndarray  # int64 [n]
     kind: str
 
     @property
     def size(self) -> int:
-        return int(self.index.ntotal)
+        return len(self.good_idx)
 
 
 def build_index(
@@ -46,8 +56,11 @@ def build_index(
         raise ValueError(f"unknown index kind {kind!r} (known: {', '.join(INDEX_KINDS)})")
     vecs = np.ascontiguousarray(good_vecs, dtype=np.float32)
     n, d = vecs.shape
-    if kind == "exact" or n < 2:
-        index: faiss.Index = faiss.IndexFlatIP(d)
+    index: faiss.Index | None
+    if kind == "exact":
+        return GoodIndex(index=None, vecs=vecs, good_idx=np.asarray(good_idx, dtype=np.int64), kind=kind)
+    if kind == "flat" or n < 2:
+        index = faiss.IndexFlatIP(d)
     else:
         # FAISS wants about 39 training points per list; fewer lists on small catalogs.
         nlist = max(1, min(nlist, n // 39))
@@ -61,7 +74,7 @@ def build_index(
         index = ivf
     if n:
         index.add(vecs)
-    return GoodIndex(index=index, good_idx=np.asarray(good_idx, dtype=np.int64), kind=kind)
+    return GoodIndex(index=index, vecs=vecs, good_idx=np.asarray(good_idx, dtype=np.int64), kind=kind)
 
 
 def retrieve(
@@ -83,12 +96,16 @@ def retrieve(
     scores = np.full((n, n_candidates), -np.inf, dtype=np.float32)
     if n == 0 or index.size == 0 or n_candidates == 0:
         return cands, scores
+    if index.index is None:
+        _exact(index, q, exclude, cands, scores)
+        return cands, scores
     n_excl = np.zeros(n, dtype=np.int64) if exclude is None else np.diff(exclude.indptr)
     # Users with similar numbers of exclusions share a batch, so one search depth fits all of them.
     order = np.argsort(n_excl, kind="stable")
     for start in range(0, n, batch_size):
         users = order[start : start + batch_size]
         depth = int(min(index.size, n_candidates + n_excl[users].max()))
+        assert index.index is not None
         dist, rows = index.index.search(q[users], depth)
         found = rows >= 0
         good = np.where(found, index.good_idx[np.maximum(rows, 0)], -1)
@@ -101,6 +118,38 @@ def retrieve(
         cands[users, :width] = np.where(kept, np.take_along_axis(good, take, axis=1), -1)
         scores[users, :width] = np.where(kept, np.take_along_axis(dist, take, axis=1), -np.inf)
     return cands, scores
+
+
+def _exact(
+    index: GoodIndex, q: np.ndarray, exclude: sp.csr_matrix | None, cands: np.ndarray, scores: np.ndarray
+) -> None:
+    """Fill `cands`/`scores` [n, C] with each query's top goods by inner product, excluded goods masked."""
+    n_rows, c = index.size, cands.shape[1]
+    row_of_good = np.full(int(index.good_idx.max()) + 1, -1, dtype=np.int64)
+    row_of_good[index.good_idx] = np.arange(n_rows)
+    block = max(1, BLOCK_SCORES // n_rows)
+    for start in range(0, q.shape[0], block):
+        stop = min(start + block, q.shape[0])
+        sc = q[start:stop] @ index.vecs.T  # [b, n_rows]
+        if exclude is not None:
+            sub = exclude[start:stop].tocoo()
+            inside = sub.col < len(row_of_good)
+            rows = row_of_good[sub.col[inside]]
+            hit = rows >= 0
+            sc[sub.row[inside][hit], rows[hit]] = -np.inf
+        if n_rows > c:
+            top = np.argpartition(-sc, c - 1, axis=1)[:, :c]
+        else:
+            top = np.broadcast_to(np.arange(n_rows), (stop - start, n_rows))
+        top_scores = np.take_along_axis(sc, top, axis=1)
+        # Best first; ties go to the lower index row, as in FAISS.
+        order = np.lexsort((top, -top_scores), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        kept = np.isfinite(top_scores)
+        width = top.shape[1]
+        cands[start:stop, :width] = np.where(kept, index.good_idx[top], -1)
+        scores[start:stop, :width] = np.where(kept, top_scores, -np.inf)
 
 
 def _is_excluded(exclude: sp.csr_matrix, good: np.ndarray) -> np.ndarray:
@@ -124,9 +173,10 @@ def index_recall(
 ) -> float:
     """Mean recall@k of the IVF index against exact inner-product search, over the query vectors."""
     ids = np.arange(len(good_vecs), dtype=np.int64)
-    exact = build_index(good_vecs, ids, "exact")
+    exact = build_index(good_vecs, ids, "flat")
     approx = build_index(good_vecs, ids, "ivf", nlist=nlist, nprobe=nprobe, seed=seed)
     q = np.ascontiguousarray(queries, dtype=np.float32)
+    assert exact.index is not None and approx.index is not None
     _, truth = exact.index.search(q, k)
     _, got = approx.index.search(q, k)
     hits = [len(np.intersect1d(t[t >= 0], g[g >= 0])) for t, g in zip(truth, got, strict=True)]

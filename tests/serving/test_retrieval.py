@@ -1,4 +1,4 @@
-"""FAISS retrieval against brute force, exclusions, and the IVF index's recall."""
+"""Retrieval (exact and FAISS) against brute force, exclusions, and the IVF index's recall."""
 
 from __future__ import annotations
 
@@ -11,17 +11,20 @@ from hypothesis import strategies as st
 from serving.retrieval import build_index, index_recall, retrieve
 
 
+@pytest.mark.parametrize("kind", ["exact", "flat"])
 @settings(max_examples=50, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 60), st.integers(1, 15), st.floats(0, 0.9))
+@given(
+    seed=st.integers(0, 10_000), n_goods=st.integers(1, 60), n_cand=st.integers(1, 15), p=st.floats(0, 0.9)
+)
 def test_exact_retrieval_is_brute_force_top_without_excluded(
-    seed: int, n_goods: int, n_cand: int, p: float
+    kind: str, seed: int, n_goods: int, n_cand: int, p: float
 ) -> None:
     rng = np.random.default_rng(seed)
     vecs = rng.standard_normal((n_goods, 6)).astype(np.float32)
     good_idx = rng.permutation(n_goods + 5)[:n_goods]  # index rows map to arbitrary good_idx
     users = rng.standard_normal((7, 6)).astype(np.float32)
     exclude = sp.csr_matrix(rng.random((7, n_goods + 5)) < p)
-    cands, scores = retrieve(build_index(vecs, good_idx), users, exclude, n_cand)
+    cands, scores = retrieve(build_index(vecs, good_idx, kind), users, exclude, n_cand)
     for u in range(7):
         s = users[u] @ vecs.T
         order = [good_idx[j] for j in np.argsort(-s, kind="stable") if not exclude[u, good_idx[j]]][:n_cand]
@@ -44,6 +47,20 @@ def test_ivf_recall_against_exact() -> None:
     assert index_recall(goods, queries, k=20, nlist=64, nprobe=64) == pytest.approx(1.0)
     few = index_recall(goods, queries, k=20, nlist=64, nprobe=4)
     assert 0.5 < few < 1.0 + 1e-9
+
+
+def test_exact_and_flat_agree_with_ties() -> None:
+    rng = np.random.default_rng(2)
+    vecs = rng.integers(-2, 3, size=(500, 4)).astype(np.float32)  # many exact ties
+    users = rng.integers(-2, 3, size=(30, 4)).astype(np.float32)
+    exclude = sp.csr_matrix(rng.random((30, 500)) < 0.2)
+    a = retrieve(build_index(vecs, np.arange(500), "exact"), users, exclude, 25)
+    b = retrieve(build_index(vecs, np.arange(500), "flat"), users, exclude, 25)
+    # The same score profile; which of several tied goods makes the cut may differ (FAISS's heap order).
+    assert np.array_equal(a[1], b[1])
+    for cands, scores in (a, b):
+        assert np.allclose(np.einsum("nd,nkd->nk", users, vecs[cands]), scores)
+        assert not any(exclude[u, g] for u in range(30) for g in cands[u])
 
 
 def test_ivf_retrieval_excludes_too() -> None:

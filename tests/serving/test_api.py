@@ -317,3 +317,25 @@ def test_serve_command_runs_uvicorn_with_the_resolved_settings(
     ]
     settings = json.loads(__import__("os").environ[APP_ENV])
     assert settings["database_url"] == migrated_url and settings["pool_max"] == 3
+
+
+def test_the_fast_path_answers_exactly_as_the_documented_route(
+    migrated_url: str, artifacts: Path, seeded: Seeded
+) -> None:
+    paths = [
+        "/v1/users/1/for-you",
+        "/v1/users/1/for-you?limit=2",
+        "/v1/users/3/for-you?limit=100",
+        "/v1/users/2/for-you",
+        "/v1/users/999/for-you",
+        "/v1/users/1/for-you?limit=0",
+        "/v1/users/1/for-you?limit=101",
+        "/v1/users/1/for-you?limit=2&other=x",
+        "/v1/users/99999999999999999999/for-you",
+    ]
+    answers = []
+    for fast_path in (True, False):
+        with TestClient(create_app(migrated_url, artifacts, TOKEN, fast_path=fast_path)) as c:
+            answers.append([(r.status_code, r.json()) for r in map(c.get, paths)])
+    assert answers[0] == answers[1]
+    assert [status for status, _ in answers[0]] == [200, 200, 200, 200, 404, 400, 400, 200, 400]

@@ -122,7 +122,8 @@ def test_sigkill_at_any_stage_leaves_everything_as_it_was(setup: tuple[World, Pa
     feeds, runs, _ = _state(world.url)
     assert {f[3] for f in feeds} == {runs[-1]["id"]} and len(runs) == 2
     assert sorted(p.name for p in (artifacts / "runs").iterdir()) == sorted(str(r["id"]) for r in runs)
-    summary = [json.loads(x) for x in after.stdout.splitlines() if '"summary": "recommend"' in x]
+    logs = [json.loads(x) for x in after.stdout.splitlines()]  # stdout is JSON lines only
+    summary = [x for x in logs if x.get("summary") == "recommend"]
     assert len(summary) == 1 and summary[0]["users_served"] == len(USERS)
 
 

@@ -63,7 +63,8 @@ def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path:
     click.echo(
         f"run {result.run_id} is current: {c['users_served']} users, {c['picks']} picks "
         f"({c['fallback_picks']} fallbacks), coverage {c['coverage']:.1%}, {result.duration_s:.1f} s, "
-        f"model {result.model_version}"
+        f"model {result.model_version}",
+        err=True,  # stdout carries only the JSON log lines a log service ingests
     )
 
 
@@ -81,7 +82,7 @@ def rollback(ctx: Context, run_id: int | None) -> None:
         _locked(e)
     except LookupError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"run {now} is current (was {previous})")
+    click.echo(f"run {now} is current (was {previous})", err=True)
 
 
 @click.command("retrain")
@@ -95,7 +96,9 @@ def retrain(ctx: Context) -> None:
         r = pipeline.retrain(ctx.config, ctx.database_url(), progress=sys.stderr.isatty())
     except JobLocked as e:
         _locked(e)
-    click.echo(f"model {r.version}: {'promoted to CURRENT' if r.promoted else 'not promoted'} ({r.reason})")
+    click.echo(
+        f"model {r.version}: {'promoted to CURRENT' if r.promoted else 'not promoted'} ({r.reason})", err=True
+    )
 
 
 COMMANDS: list[click.Command] = [recommend, rollback, retrain]

@@ -41,16 +41,18 @@ def _popularity_prior(train: TrainData) -> np.ndarray:
     return (pop / (pop.max() + 1.0)).astype(np.float32)
 
 
-def recent_popularity(train: TrainData, half_life_days: float = 30.0) -> ScoreFn:
+def recent_popularity(
+    train: TrainData, half_life_days: float = 30.0, half_life_steps: float = 3.0
+) -> ScoreFn:
     """Everyone gets the goods saved most in the recent past: each save before T weighs 0.5^(age / half-life).
 
-    Without save times (or a split time) every save weighs 1: plain popularity.
+    Ages in seconds use `half_life_days`; public sequences without clocks count age in steps back from each
+    user's newest item (`half_life_steps`). Without save times every save weighs 1: plain popularity.
     """
     if train.save_time is not None and train.split_time is not None and train.save_time.nnz:
         age = train.split_time - train.save_time.data
-        # Public sequences use positions, not seconds: the half-life is then in positions.
-        unit = DAY if np.nanmax(np.abs(train.save_time.data)) > 1e8 else 1.0
-        weight = 0.5 ** (age / (half_life_days * unit))
+        seconds = np.nanmax(np.abs(train.save_time.data)) > 1e8
+        weight = 0.5 ** (age / (half_life_days * DAY if seconds else half_life_steps))
         score = np.bincount(train.save_time.indices, weights=weight, minlength=train.n_goods)
     else:
         score = train.popularity().astype(np.float64)

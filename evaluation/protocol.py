@@ -26,6 +26,8 @@ class TrainData:
     content:   float32 [G, d] L2-normalised content vectors (CLIP for Goodsend), or None.
     domain:    int64 [G] domain index per good, -1 unknown, or None.
     split_time: T in the units of save_time, or None.
+    validation: csr [U, G] saves set aside (inside `saves`) for a model's early stopping, or None (a model
+               then carves its own out of `saves`). Never the test set.
     """
 
     saves: sp.csr_matrix
@@ -33,6 +35,7 @@ class TrainData:
     content: np.ndarray | None = None
     domain: np.ndarray | None = None
     split_time: float | None = None
+    validation: sp.csr_matrix | None = None
     seed: int = 0
 
     @property
@@ -118,6 +121,8 @@ def from_public(
     test: sp.csr_matrix,
     *,
     save_time: sp.csr_matrix | None = None,
+    split_time: float | None = None,
+    validation: sp.csr_matrix | None = None,
     content: np.ndarray | None = None,
     domain: np.ndarray | None = None,
     seed: int = 0,
@@ -132,13 +137,16 @@ def from_public(
     test = test - test.multiply(train)
     test.eliminate_zeros()
     users = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
-    split_time = None
-    if save_time is not None:
-        split_time = float(save_time.data.max()) if save_time.nnz else 0.0
     return EvalSet(
         name=name,
         train=TrainData(
-            saves=train, save_time=save_time, content=content, domain=domain, split_time=split_time, seed=seed
+            saves=train,
+            save_time=save_time,
+            content=content,
+            domain=domain,
+            split_time=split_time,
+            validation=validation,
+            seed=seed,
         ),
         users=users,
         test=sp.csr_matrix(test[users]),

@@ -90,8 +90,13 @@ class EvaluateConfig:
     split_at: str = ""
     test_share: float = 0.1
     ks: tuple[int, ...] = (5, 10, 20)
+    # Rows of the table (baselines, oracle, pinsage, lightgcn); empty: every one that applies.
     models: tuple[str, ...] = ()
     seed: int = 0
+    # Where the public data sets live (gowalla/, amazon-beauty/), read in place.
+    data_root: str = "../shared/data"
+    # Users scored per matrix product (memory: batch x goods floats).
+    batch_size: int = 512
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ def register(cli: click.Group) -> None:
 
     for command in train_commands.COMMANDS:
         cli.add_command(command)
+    from graphrec.commands import evaluate_commands
+
+    for command in evaluate_commands.COMMANDS:
+        cli.add_command(command)
     from graphrec.commands import serving_commands
 
     for command in serving_commands.COMMANDS:

@@ -1,0 +1,112 @@
+"""The trained models as rows of the table, fitted inside the evaluation on the data as of T.
+
+Goodsend data: `graph_model` calls `training.train.fit` on etl's graph built as of T (training holds out
+its own validation window, the newest `train.val_share` of those saves) and `training.embed.embed` on the
+same graph, so nothing after T reaches a model. Public data (no Goodsend graph): `public_lightgcn` trains
+`training.lightgcn.train_lightgcn` on the train matrix, with early stopping on a seeded per-user carve-out
+of train (never the test set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from evaluation.evaluator import Recommender
+from evaluation.protocol import TrainData
+from graphrec.config import TrainConfig
+from graphrec.metrics import ScoreFn, recall_at_k, topk_from_vectors
+
+log = logging.getLogger(__name__)
+
+GRAPH_MODELS = ("pinsage", "lightgcn")
+
+_WHAT = {
+    "pinsage": "PinSage-lite GNN (graphrec train) on the user-good-collection-domain graph as of the split",
+    "lightgcn": "LightGCN (graphrec train) on the user-good saves as of the split",
+}
+
+
+def _vector_scores(user_vecs: np.ndarray, good_vecs: np.ndarray) -> ScoreFn:
+    user_vecs = np.ascontiguousarray(user_vecs, dtype=np.float32)
+    good_t = np.ascontiguousarray(np.asarray(good_vecs, dtype=np.float32).T)
+    return lambda users: user_vecs[users] @ good_t
+
+
+def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False) -> Recommender:
+    """A row for `graphrec train`'s model `kind` on `graph` = (HeteroData, IdMaps, manifest) as of T."""
+    if kind not in GRAPH_MODELS:
+        raise ValueError(f"unknown model {kind!r}; trained models are {', '.join(GRAPH_MODELS)}")
+    if graph is None:
+        raise ValueError(f"{kind} needs a Goodsend graph; this data set has none")
+    info: dict[str, Any] = {}
+
+    def fit(train: TrainData) -> ScoreFn:
+        from training.embed import embed
+        from training.train import fit as train_fit
+
+        data, id_maps, manifest = graph
+        if data["user"].num_nodes != train.n_users or data["good"].num_nodes != train.n_goods:
+            raise ValueError("the graph and the train data disagree on users or goods")
+        trained = train_fit(data, id_maps, manifest, dataclasses.replace(cfg, model=kind), progress=progress)
+        emb = embed(trained, data, id_maps)
+        info.update(version=trained.version, val=trained.meta.get("val"), epochs=len(trained.meta["history"]))
+        # Embeddings are keyed by database id; put them back in the graph's index order.
+        users = id_maps.to_idx("user", emb.user_ids)
+        goods = id_maps.to_idx("good", emb.good_ids)
+        user_vecs = np.zeros((train.n_users, emb.user_vecs.shape[1]), np.float32)
+        good_vecs = np.zeros((train.n_goods, emb.good_vecs.shape[1]), np.float32)
+        user_vecs[users[users >= 0]] = emb.user_vecs[users >= 0]
+        good_vecs[goods[goods >= 0]] = emb.good_vecs[goods >= 0]
+        return _vector_scores(user_vecs, good_vecs)
+
+    return Recommender(kind, _WHAT[kind], fit, "model")
+
+
+def public_lightgcn(params: Any, val_share: float = 0.1, progress: bool = False) -> Recommender:
+    """LightGCN for a public train matrix: early stopping on recall@20 of the data set's validation saves
+    (or a seeded per-user carve-out of train), trained on the rest of train; the best vectors score every
+    item. `params` is a training.lightgcn.LightGCNParams."""
+
+    def fit(train: TrainData) -> ScoreFn:
+        from evaluation.datasets.gowalla import carve_validation
+        from training.lightgcn import train_lightgcn
+
+        if train.validation is not None:
+            val = sp.csr_matrix(train.validation)
+            fit_part = sp.csr_matrix(train.saves - train.saves.multiply(val > 0))
+            fit_part.eliminate_zeros()
+        else:
+            fit_part, val = carve_validation(train.saves, share=val_share, seed=params.seed)
+        val_users = np.flatnonzero(np.diff(val.indptr) > 0)
+        val_truth = val[val_users]
+
+        def validate(user_vecs: np.ndarray, good_vecs: np.ndarray) -> float:
+            picks = topk_from_vectors(user_vecs, good_vecs, val_users, 20, exclude=fit_part)
+            return float(recall_at_k(picks, val_truth, 20).mean())
+
+        coo = fit_part.tocoo()
+        result = train_lightgcn(
+            coo.row.astype(np.int64),
+            coo.col.astype(np.int64),
+            train.n_users,
+            train.n_goods,
+            params,
+            validate=validate,
+            progress=progress,
+        )
+        log.info(
+            "lightgcn: best validation recall@20 %s after %d epochs", result.best_val, len(result.history)
+        )
+        return _vector_scores(result.user_vecs, result.good_vecs)
+
+    return Recommender(
+        "lightgcn",
+        "LightGCN (training.lightgcn) on the train interactions, early-stopped on a carve-out of train",
+        fit,
+        "model",
+    )

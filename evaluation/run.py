@@ -1,0 +1,183 @@
+"""`graphrec evaluate` end to end: load each data set into an EvalSet, pick the rows, evaluate, report.
+
+Data sets: "demo" (the Goodsend tables in the database, whatever filled them), "gowalla" and "beauty"
+(public data under `evaluate.data_root`). All go through the same evaluator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evaluation import baselines as B
+from evaluation.evaluator import EvalResult, Recommender, evaluate
+from evaluation.models import GRAPH_MODELS, graph_model, public_lightgcn
+from evaluation.protocol import EvalSet, from_public
+from evaluation.report import flat_metrics, write_report
+from graphrec.config import Config
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("demo", "gowalla", "beauty")
+
+
+def load_database(
+    url: str, cfg: Config, split_at: str | None = None, test_share: float | None = None
+) -> EvalSet:
+    """The Goodsend tables, read once, checked as `build-graph` checks them, split at T."""
+    from etl.source import read_tables, read_truth
+    from etl.validate import clean_tables
+    from evaluation.split import split_tables, split_time
+    from graphrec import db
+
+    with db.connect(url) as conn:
+        tables = read_tables(conn)
+        truth = read_truth(conn)
+    tables, findings = clean_tables(tables, cfg.graph.embedding_dim, strict=cfg.graph.strict)
+    for f in findings:
+        log.info("input: %s", f.describe())
+    ev = cfg.evaluate
+    T = split_time(
+        tables.saves.saved_at,
+        ev.split_at if split_at is None else split_at,
+        ev.test_share if test_share is None else test_share,
+    )
+    return split_tables(tables, T, min_goods=cfg.graph.min_goods, truth=truth, name="demo", seed=ev.seed)
+
+
+def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
+    """A public data set under `root` (../shared/data by default) as an EvalSet."""
+    root = Path(root)
+    if name == "gowalla":
+        from evaluation.datasets.gowalla import load_gowalla
+
+        g = load_gowalla(root / "gowalla")
+        return from_public(
+            "gowalla",
+            g.train,
+            g.test,
+            seed=seed,
+            description=(
+                "Gowalla check-ins, the LightGCN paper's fixed split (train.txt before, test.txt after); "
+                "every item is a candidate except the user's train items. No content or domains."
+            ),
+        )
+    if name == "beauty":
+        from evaluation.datasets.beauty import load_beauty
+
+        b = load_beauty(root / "amazon-beauty")
+        return from_public(
+            "beauty",
+            b.train,
+            b.test,
+            save_time=b.position,
+            split_time=0.0,
+            validation=b.validation,
+            content=b.content,
+            domain=b.domain,
+            seed=seed,
+            description=(
+                "Amazon Beauty sequences (S3-Rec preprocessing), leave-last-out: each user's last item is "
+                "the test, the one before it validates models; brands stand for shop domains and category "
+                "attributes for CLIP vectors."
+            ),
+        )
+    raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+
+
+def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool = False) -> list[Recommender]:
+    """The rows for `es`: `names` (empty: every one that applies), in table order."""
+    from training.lightgcn import LightGCNParams
+
+    available: dict[str, Recommender] = {}
+    for b in B.BASELINES.values():
+        if not b.needs_content or es.train.content is not None:
+            available[b.name] = Recommender(b.name, b.what, b.fit)
+    if es.truth is not None:
+        available["oracle"] = Recommender(
+            "oracle",
+            "the planted truth: goods of the user's true styles (upper reference)",
+            B.oracle(es.truth),
+            "reference",
+        )
+    if es.graph is not None:
+        for kind in GRAPH_MODELS:
+            available[kind] = graph_model(kind, es.graph, cfg.train, progress)
+    else:
+        t = cfg.train
+        params = LightGCNParams(
+            embedding_dim=t.embedding_dim,
+            num_layers=3,
+            max_epochs=t.max_epochs,
+            patience=t.patience,
+            time_budget_s=t.time_budget_s,
+            seed=t.seed,
+        )
+        available["lightgcn"] = public_lightgcn(params, progress=progress)
+    if not names:
+        return list(available.values())
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(
+            f"model(s) {', '.join(unknown)} not available on {es.name}; available: {', '.join(available)}"
+        )
+    return [available[n] for n in names]
+
+
+@dataclass
+class EvaluationRun:
+    out: Path
+    results: list[EvalResult]
+    metrics: dict[str, float]
+    counts: dict[str, Any]
+    seconds: float
+
+
+def run_evaluation(
+    cfg: Config,
+    datasets: Sequence[str],
+    *,
+    url: str | None = None,
+    models: Sequence[str] = (),
+    out: Path | None = None,
+    split_at: str | None = None,
+    test_share: float | None = None,
+    progress: bool = False,
+) -> EvaluationRun:
+    """Evaluate every requested row on every data set and write reports/<run>/ (or `out`)."""
+    started = time.perf_counter()
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(out) if out is not None else cfg.artifacts / "reports" / run
+    models = tuple(models) or cfg.evaluate.models
+    results = []
+    for name in datasets:
+        if name == "demo":
+            if url is None:
+                raise ValueError("the demo data set is read from the database; no URL given")
+            es = load_database(url, cfg, split_at, test_share)
+        else:
+            es = load_public(name, Path(cfg.evaluate.data_root), cfg.evaluate.seed)
+        log.info("data set %s: %s", name, es.counts)
+        # A row that does not apply here (oracle without planted truth, CLIP rows without content) is skipped.
+        rows = recommenders(es, (), cfg, progress)
+        if models:
+            rows = [r for r in rows if r.name in models]
+            if not rows:
+                raise ValueError(f"none of the models {', '.join(models)} applies to {name}")
+        results.append(
+            evaluate(es, rows, cfg.evaluate.ks, batch_size=cfg.evaluate.batch_size, progress=progress)
+        )
+    meta = {
+        "run": run,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ks": list(cfg.evaluate.ks),
+        "config": {"evaluate": cfg.to_dict()["evaluate"], "train": cfg.to_dict()["train"]},
+    }
+    write_report(results, out, meta)
+    counts = {r.eval_set.name: r.eval_set.counts for r in results}
+    return EvaluationRun(out, results, flat_metrics(results), counts, time.perf_counter() - started)

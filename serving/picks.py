@@ -222,48 +222,55 @@ def _anchor_collections(p: Picks, rows: ServingRows) -> np.ndarray:
 
 def to_rows(p: Picks, rows: ServingRows, labels: reasons.Labels, cfg: RecommendConfig) -> PickRows:
     """The picks as graphrec_picks rows, each with its reason in words and JSON."""
-    collection = _anchor_collections(p, rows)
+    valid = p.picks >= 0
+    ui, jj = np.nonzero(valid)  # row-major: each user's picks in rank order
+    g = p.picks[ui, jj]
+    rank = (np.cumsum(valid, axis=1) * valid)[ui, jj].astype(np.int32)
+    anchor = p.anchor[ui, jj]
+    collection = _anchor_collections(p, rows)[ui, jj]
+    via = p.via_user[ui, jj]
+    dom = rows.good_domain[g]
+    # Plain lists: the loop below reads one element at a time, which numpy does slowly.
+    source_l = p.source[ui, jj].tolist()
+    anchor_id = np.where(anchor >= 0, rows.good_id[np.maximum(anchor, 0)], -1).tolist()
+    collection_l = collection.tolist()
+    via_id = np.where(via >= 0, rows.user_id[np.maximum(via, 0)], -1).tolist()
+    dom_l = dom.tolist()
+    cosine_l = p.cosine[ui, jj].tolist()
+    g_l = g.tolist()
+    user_l = p.users[ui].tolist()
+    names = rows.domain_names.tolist()
     saved = saved_matrix(rows)
-    domain_names = rows.domain_names
-    user_id, rank, good_id, score, reason, detail, is_fb = [], [], [], [], [], [], []
-    for i, u in enumerate(p.users.tolist()):
-        user_domains: set[str] | None = None
-        r = 0
-        for j in range(p.picks.shape[1]):
-            g = int(p.picks[i, j])
-            if g < 0:
-                continue
-            r += 1
-            src = int(p.source[i, j])
-            anchor = int(p.anchor[i, j])
-            dom = int(rows.good_domain[g])
-            if src == fallback.MODEL and anchor < 0 and user_domains is None:
+    user_domains: dict[int, set[str]] = {}
+    reason, detail = [], []
+    for k, src in enumerate(source_l):
+        a, d = anchor_id[k], dom_l[k]
+        domains: set[str] = set()
+        if src == fallback.MODEL and a < 0:
+            u = user_l[k]
+            if u not in user_domains:
                 doms = rows.good_domain[saved.indices[saved.indptr[u] : saved.indptr[u + 1]]]
-                user_domains = {str(domain_names[d]) for d in doms.tolist() if d >= 0}
-            why = reasons.explain(
-                source=src,
-                anchor_good_id=int(rows.good_id[anchor]) if anchor >= 0 else None,
-                cosine=float(p.cosine[i, j]),
-                collection_id=int(collection[i, j]) if collection[i, j] >= 0 else None,
-                followee_id=int(rows.user_id[p.via_user[i, j]]) if p.via_user[i, j] >= 0 else None,
-                pick_domain=str(domain_names[dom]) if dom >= 0 else None,
-                user_domains=user_domains or set(),
-                popular_saves=p.popular_saves.get(g),
-            )
-            words, js = reasons.render(why, labels, cfg.popular_days)
-            user_id.append(int(rows.user_id[u]))
-            rank.append(r)
-            good_id.append(int(rows.good_id[g]))
-            score.append(float(p.scores[i, j]))
-            reason.append(words)
-            detail.append(js)
-            is_fb.append(src != fallback.MODEL)
+                user_domains[u] = {names[x] for x in doms.tolist() if x >= 0}
+            domains = user_domains[u]
+        why = reasons.explain(
+            source=src,
+            anchor_good_id=a if a >= 0 else None,
+            cosine=cosine_l[k],
+            collection_id=collection_l[k] if collection_l[k] >= 0 else None,
+            followee_id=via_id[k] if via_id[k] >= 0 else None,
+            pick_domain=names[d] if d >= 0 else None,
+            user_domains=domains,
+            popular_saves=p.popular_saves.get(g_l[k]),
+        )
+        words, js = reasons.render(why, labels, cfg.popular_days)
+        reason.append(words)
+        detail.append(js)
     return PickRows(
-        user_id=np.asarray(user_id, dtype=np.int64),
-        rank=np.asarray(rank, dtype=np.int32),
-        good_id=np.asarray(good_id, dtype=np.int64),
-        score=np.asarray(score, dtype=np.float32),
+        user_id=rows.user_id[p.users[ui]].astype(np.int64),
+        rank=rank,
+        good_id=rows.good_id[g].astype(np.int64),
+        score=p.scores[ui, jj].astype(np.float32),
         reason=reason,
         reason_detail=detail,
-        is_fallback=np.asarray(is_fb, dtype=bool),
+        is_fallback=p.source[ui, jj] != fallback.MODEL,
     )

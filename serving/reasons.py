@@ -28,6 +28,10 @@ GOOD, COLLECTION, DOMAIN, FOLLOWEE_KIND, POPULAR_KIND, MODEL_KIND = (
 )
 
 
+# One encoder for all picks (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 @dataclass(frozen=True)
 class Reason:
     """The structured reason of one pick, in database ids."""
@@ -156,4 +160,4 @@ def render(reason: Reason, labels: Labels, popular_days: int) -> tuple[str, str]
         words = f"popular on Goodsend: saved {reason.saves} times in the last {popular_days} days"
     else:
         words = "picked for you"
-    return words, json.dumps(detail, ensure_ascii=False)
+    return words, _JSON.encode(detail)

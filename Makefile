@@ -20,7 +20,14 @@ demo: venv
 	$(BIN)/graphrec demo-data --users 5000 --goods 100000 --seed 0 --replace
 	$(BIN)/graphrec audit
 	$(BIN)/graphrec build-graph
-	@echo "demo finished: graph in artifacts/graphs/latest (graphrec db status shows the database)"
+	$(BIN)/graphrec train --promote
+	$(BIN)/graphrec recommend
+	@echo
+	@echo "demo finished. Where to look:"
+	@echo "  artifacts/graphs/     the graph artifact (manifest.json has the counts)"
+	@echo "  artifacts/models/     the trained model (CURRENT names the one in use)"
+	@echo "  graphrec db status    what the database holds; picks are read with SELECT * FROM for_you(<user_id>, 20)"
+	@echo "  graphrec serve        then open http://127.0.0.1:8000/vibe (token: \$$GRAPHREC_SERVE_TOKEN)"
 
 # Headless Chromium for the page tests; installed from Debian when missing and we are root.
 browser-deps:

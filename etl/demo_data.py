@@ -215,9 +215,12 @@ def generate(p: DemoParams) -> tuple[SourceTables, DemoTruth]:
     G = n_made
 
     # --- goods: embedding, title, url ---
-    emb = style_vecs[good_style] + 0.45 * domain_look[good_domain]
-    emb += rng.standard_normal((G, p.dim)).astype(np.float32) * (1.0 / np.sqrt(p.dim))
-    emb = _unit(emb).astype(np.float32)
+    emb = np.empty((G, p.dim), dtype=np.float32)
+    for lo in range(0, G, 100_000):  # in blocks: at 1M goods the temporaries would otherwise take GBs
+        hi = min(lo + 100_000, G)
+        block = style_vecs[good_style[lo:hi]] + 0.45 * domain_look[good_domain[lo:hi]]
+        block += rng.standard_normal((hi - lo, p.dim), dtype=np.float32) * np.float32(1.0 / np.sqrt(p.dim))
+        emb[lo:hi] = _unit(block)
     mats = rng.integers(0, len(MATERIALS), G)
     good_ids = np.arange(1, G + 1, dtype=np.int64)
     titles = np.array(

@@ -82,6 +82,9 @@ class TrainConfig:
     # Validation window just before the split point, as a share of the saves.
     val_share: float = 0.1
     seed: int = 0
+    # torch threads for `graphrec train` (0: torch's default). One thread: on a shared 2-core box, two
+    # threads contending with other work made a PinSage step ~8x slower than one thread.
+    threads: int = 1
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,17 @@ class PinSageLite(torch.nn.Module):
         }
 
     def forward(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        num_nodes_dict: dict[str, int] | None = None,
     ) -> dict[str, Tensor]:
+        """x_dict: CLIP-space inputs per node type; types only in num_nodes_dict (e.g. collections,
+        whose content arrives through their edges) start from their type's learned vector alone."""
         h = {t: self.proj(x * self.input_scale) + self.type_bias[t] for t, x in x_dict.items()}
+        for t, n in (num_nodes_dict or {}).items():
+            if t not in h:
+                h[t] = self.type_bias[t].expand(n, -1)
         edges = {e: ei for e, ei in edge_index_dict.items() if e in self.edge_types and ei.numel() > 0}
         for conv in self.convs:
             msg = conv(h, edges)
@@ -151,31 +159,33 @@ def as_mean(sums: Tensor, totals: Tensor) -> Tensor:
     return torch.where(totals[:, None] > 0, sums / totals.clamp(min=1e-30)[:, None], torch.zeros(()))
 
 
-def node_features(data: HeteroData, half_life_days: float) -> dict[str, tuple[Tensor, Tensor]]:
-    """(sums, totals) per node type so that sums / totals is the node's CLIP-space input feature.
+def node_features(data: HeteroData, half_life_days: float) -> dict[str, Tensor]:
+    """CLIP-space input features per node type, float32 [n, F].
 
-    good: its own CLIP vector (total 1). user: recency-weighted mean over its saves. domain: mean over
-    its goods. collection: zero (its content arrives through sampled contains-edges, which link batches
-    filter; a precomputed mean would leak the target good of its owner).
+    good: its own CLIP vector. user: recency-weighted mean over its saves (zero without saves).
+    domain: mean over its goods. Collections get none: their content arrives through contains-edges,
+    which link batches filter, where a precomputed mean would leak the target good of its owner.
     """
     x = data["good"].x.float()
-    feats: dict[str, tuple[Tensor, Tensor]] = {"good": (x, torch.ones(x.size(0)))}
-    num_users = data["user"].num_nodes
-    if SAVES in data.edge_types:
-        ei = data[SAVES].edge_index.numpy()
-        t = data[SAVES].time.numpy() if "time" in data[SAVES] else np.zeros(ei.shape[1], dtype=np.int64)
-        w = recency_weights(ei[0], t, num_users, half_life_days)
-        feats["user"] = weighted_mean_features(ei[0], ei[1], w, num_users, x)
-    else:
-        feats["user"] = (torch.zeros(num_users, x.size(1)), torch.zeros(num_users))
+    feats = {"good": x, "user": as_mean(*user_feature_sums(data, half_life_days))}
     if "domain" in data.node_types:
         n = data["domain"].num_nodes
         dom = data["good"].domain.numpy() if "domain" in data["good"] else np.full(x.size(0), -1)
         known = dom >= 0
-        feats["domain"] = weighted_mean_features(
+        sums, totals = weighted_mean_features(
             dom[known], np.nonzero(known)[0], np.ones(int(known.sum())), n, x
         )
-    if "collection" in data.node_types:
-        n = data["collection"].num_nodes
-        feats["collection"] = (torch.zeros(n, x.size(1)), torch.zeros(n))
+        feats["domain"] = as_mean(sums, totals)
     return feats
+
+
+def user_feature_sums(data: HeteroData, half_life_days: float) -> tuple[Tensor, Tensor]:
+    """Recency-weighted sums of each user's saved goods' CLIP vectors and the weight totals."""
+    x = data["good"].x.float()
+    num_users = data["user"].num_nodes
+    if SAVES not in data.edge_types:
+        return torch.zeros(num_users, x.size(1)), torch.zeros(num_users)
+    ei = data[SAVES].edge_index.numpy()
+    t = data[SAVES].time.numpy() if "time" in data[SAVES] else np.zeros(ei.shape[1], dtype=np.int64)
+    w = recency_weights(ei[0], t, num_users, half_life_days)
+    return weighted_mean_features(ei[0], ei[1], w, num_users, x)

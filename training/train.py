@@ -46,7 +46,7 @@ from graphrec.artifacts import (
 from graphrec.config import TrainConfig
 from training import losses
 from training.lightgcn import LightGCNParams, LightGCNResult, train_lightgcn
-from training.pinsage import PinSageLite, as_mean, node_features, recency_weights
+from training.pinsage import PinSageLite, as_mean, node_features, recency_weights, user_feature_sums
 from training.sampler import HeteroNeighborSampler
 
 log = logging.getLogger(__name__)
@@ -307,6 +307,7 @@ class _Batches:
         self.cfg = cfg
         self.num_goods = g["good"].num_nodes
         self.feats = node_features(g, cfg.recency_half_life_days)
+        self.user_sums, self.user_totals = user_feature_sums(g, cfg.recency_half_life_days)
         # The same weights as the user features, aligned with the training saves in graph order.
         ei = g[SAVES].edge_index
         self.users, self.goods = ei[0], ei[1]
@@ -342,25 +343,24 @@ class _Batches:
             hard = _same_domain(self.domain_goods, g, self.generator)
             extra.append(hard)
         out, u_loc, g_loc, extra_loc = self.sampler.sample_links(u, g, SAVES, {"good": torch.cat(extra)})
-        x_dict = {}
-        for t, ids in out.node.items():
-            sums, totals = self.feats[t]
-            if t == "user":
-                # The batch's own goods leave its users' features, like their edges leave the subgraph.
-                s, tot = sums[ids].clone(), totals[ids].clone()
-                s.index_add_(0, u_loc, -w[:, None] * self.feats["good"][0][g])
-                tot.index_add_(0, u_loc, -w)
-                # Count, not the float total, decides whether anything is left (no rounding residue).
-                left = self.save_counts[ids].index_add_(0, u_loc, -torch.ones_like(u_loc))
-                x_dict[t] = as_mean(s, torch.where(left > 0, tot, torch.zeros(())))
-            else:
-                x_dict[t] = as_mean(sums[ids], totals[ids])
+        ids = out.node
+        # The batch's own goods leave its users' features, like their edges leave the subgraph.
+        s, tot = self.user_sums[ids["user"]], self.user_totals[ids["user"]]
+        s.index_add_(0, u_loc, -w[:, None] * self.feats["good"][g])
+        tot.index_add_(0, u_loc, -w)
+        # The count, not the float total, says whether anything is left (no rounding residue).
+        left = self.save_counts[ids["user"]].index_add_(0, u_loc, -torch.ones_like(u_loc))
+        x_dict = {
+            "user": as_mean(s, torch.where(left > 0, tot, torch.zeros(()))),
+            **{t: self.feats[t][ids[t]] for t in self.feats if t != "user"},
+        }
         edge_index = {e: torch.stack([out.row[e], out.col[e]]) for e in out.row}
         n_cand = int(torch.unique(torch.cat([g, *extra])).numel())  # seed goods come first
         neg_loc = extra_loc["good"][: len(neg)]
         hard_loc = extra_loc["good"][len(neg) :] if hard is not None else None
         return {
             "x": x_dict,
+            "num_nodes": {t: v.numel() for t, v in ids.items()},
             "edge_index": edge_index,
             "u_loc": u_loc,
             "g_loc": g_loc,
@@ -395,7 +395,7 @@ def _same_domain(index: tuple[Tensor, Tensor, Tensor], goods: Tensor, generator:
 
 
 def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tensor:
-    emb = model(b["x"], b["edge_index"])
+    emb = model(b["x"], b["edge_index"], b["num_nodes"])
     uv = emb["user"][b["u_loc"]]
     if cfg.loss == "softmax":
         cand = emb["good"][: b["n_cand"]]
@@ -416,13 +416,13 @@ def pinsage_vectors(
     model: PinSageLite, data: HeteroData, half_life_days: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-graph embeddings (all neighbors, no sampling): user_vecs [U, d], good_vecs [G, d], float32."""
-    feats = node_features(data, half_life_days)
-    x = {t: as_mean(*feats[t]) for t in data.node_types if t in feats}
+    x = node_features(data, half_life_days)
     edge_index = {e: data[e].edge_index for e in data.edge_types}
+    num_nodes = {t: data[t].num_nodes for t in data.node_types}
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        emb = model(x, edge_index)
+        emb = model(x, edge_index, num_nodes)
     model.train(was_training)
     return emb["user"].numpy().astype(np.float32), emb["good"].numpy().astype(np.float32)
 

@@ -34,6 +34,10 @@ def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool
     from training.train import NonFiniteError, train_graph
 
     cfg = ctx.config.train if model is None else dataclasses.replace(ctx.config.train, model=model)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     try:
         graph = graph_dir if graph_dir is not None else latest_graph_dir(ctx.config.artifacts)
         run = train_graph(

@@ -18,7 +18,9 @@ def main() -> None:
     with fresh_database() as url, tempfile.TemporaryDirectory() as artifacts:
         env = {"GRAPHREC_DATABASE_URL": url, "GRAPHREC_PATHS__ARTIFACTS": artifacts}
         run_measured(graphrec("db", "init"), env)
-        demo_s, demo_mb, _ = run_measured(graphrec("demo-data", "--users", str(USERS), "--goods", str(GOODS), "--seed", "0"), env)
+        demo_s, demo_mb, _ = run_measured(
+            graphrec("demo-data", "--users", str(USERS), "--goods", str(GOODS), "--seed", "0"), env
+        )
         build_s, build_mb, out = run_measured(graphrec("build-graph"), env)
         audit_s, _, _ = run_measured(graphrec("audit"), env)
     print(out.strip().splitlines()[-1] if out.strip() else "")

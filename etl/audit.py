@@ -15,7 +15,9 @@ from etl.tables import SourceTables
 WEEK = 7 * 86_400
 
 
-def audit_figures(tables: SourceTables, min_goods: int = 10, now: int | None = None, recent_days: int = 30) -> dict[str, Any]:
+def audit_figures(
+    tables: SourceTables, min_goods: int = 10, now: int | None = None, recent_days: int = 30
+) -> dict[str, Any]:
     s = tables.saves
     t_now = int(s.saved_at.max()) if now is None and len(s.saved_at) else int(now or 0)
     keep = s.saved_at <= t_now
@@ -72,7 +74,8 @@ def format_audit(fig: dict[str, Any]) -> str:
         f"{fig['weekly_returning_users_share']:.1%}",
         f"saves in the last {fig['recent_days']} days: {fig['recent_saves']}, of which re-saves of goods already in "
         f"the catalog {fig['recent_resave_share']:.1%}",
-        f"eligible users (more than {fig['min_goods']} goods): {fig['eligible_users']} ({fig['eligible_users_share']:.1%})",
+        f"eligible users (more than {fig['min_goods']} goods): {fig['eligible_users']} "
+        f"({fig['eligible_users_share']:.1%})",
     ]
     overlap = fig["goods_saved_by_more_than_one_user_share"]
     if overlap < 0.05 or fig["recent_resave_share"] < 0.05:

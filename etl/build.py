@@ -58,7 +58,9 @@ def latest_time(tables: SourceTables) -> int:
     return int(max((t[t != NO_TIME].max() for t in times if len(t) and (t != NO_TIME).any()), default=0))
 
 
-def build_graph(tables: SourceTables, as_of: int | None = None, min_goods: int = 10) -> tuple[HeteroData, IdMaps, BuildReport]:
+def build_graph(
+    tables: SourceTables, as_of: int | None = None, min_goods: int = 10
+) -> tuple[HeteroData, IdMaps, BuildReport]:
     """Build the graph from checked tables (see etl.validate.clean_tables) as of `as_of` (default: latest row)."""
     T = latest_time(tables) if as_of is None else int(as_of)
     dropped: dict[str, int] = {}
@@ -130,6 +132,10 @@ def build_graph(tables: SourceTables, as_of: int | None = None, min_goods: int =
     for et in (SAVES, CONTAINS, OWNS, IN_DOMAIN, FOLLOWS):
         counts[et[1]] = int(data[et].edge_index.shape[1])
     report = BuildReport(
-        as_of=T, counts=counts, eligible_users=int((saves_per_user > min_goods).sum()), min_goods=min_goods, dropped=dropped
+        as_of=T,
+        counts=counts,
+        eligible_users=int((saves_per_user > min_goods).sum()),
+        min_goods=min_goods,
+        dropped=dropped,
     )
     return data, id_maps, report

@@ -33,17 +33,111 @@ from etl.tables import (
 log = logging.getLogger(__name__)
 
 DAY = 86_400
-CATEGORIES = ["dress", "sneakers", "lamp", "mug", "tote bag", "ring", "armchair", "jacket", "vase", "scarf",
-              "candle", "watch", "sunglasses", "rug", "backpack", "necklace"]
-ADJECTIVES = ["minimal", "vintage", "boho", "neon", "pastel", "rustic", "gothic", "coastal", "preppy", "y2k",
-              "scandi", "maximalist", "cottagecore", "techwear", "art-deco", "industrial", "romantic", "sporty",
-              "earthy", "glam", "mod", "grunge", "tropical", "nordic", "chic", "retro", "zen", "punk",
-              "safari", "baroque", "futurist", "folk", "dreamy", "utility", "bold", "muted", "classic",
-              "western", "kawaii", "noir"]
-MATERIALS = ["linen", "leather", "ceramic", "brass", "velvet", "wool", "oak", "glass", "cotton", "silk",
-             "rattan", "steel", "suede", "marble", "denim", "bamboo"]
-FIRST = ["ana", "ben", "chloe", "dan", "eva", "finn", "gia", "hugo", "iris", "jon", "kai", "lea", "milo",
-         "nina", "omar", "pia", "quinn", "rosa", "sam", "tara", "uma", "vic", "wen", "yara", "zoe"]
+CATEGORIES = [
+    "dress",
+    "sneakers",
+    "lamp",
+    "mug",
+    "tote bag",
+    "ring",
+    "armchair",
+    "jacket",
+    "vase",
+    "scarf",
+    "candle",
+    "watch",
+    "sunglasses",
+    "rug",
+    "backpack",
+    "necklace",
+]
+ADJECTIVES = [
+    "minimal",
+    "vintage",
+    "boho",
+    "neon",
+    "pastel",
+    "rustic",
+    "gothic",
+    "coastal",
+    "preppy",
+    "y2k",
+    "scandi",
+    "maximalist",
+    "cottagecore",
+    "techwear",
+    "art-deco",
+    "industrial",
+    "romantic",
+    "sporty",
+    "earthy",
+    "glam",
+    "mod",
+    "grunge",
+    "tropical",
+    "nordic",
+    "chic",
+    "retro",
+    "zen",
+    "punk",
+    "safari",
+    "baroque",
+    "futurist",
+    "folk",
+    "dreamy",
+    "utility",
+    "bold",
+    "muted",
+    "classic",
+    "western",
+    "kawaii",
+    "noir",
+]
+MATERIALS = [
+    "linen",
+    "leather",
+    "ceramic",
+    "brass",
+    "velvet",
+    "wool",
+    "oak",
+    "glass",
+    "cotton",
+    "silk",
+    "rattan",
+    "steel",
+    "suede",
+    "marble",
+    "denim",
+    "bamboo",
+]
+FIRST = [
+    "ana",
+    "ben",
+    "chloe",
+    "dan",
+    "eva",
+    "finn",
+    "gia",
+    "hugo",
+    "iris",
+    "jon",
+    "kai",
+    "lea",
+    "milo",
+    "nina",
+    "omar",
+    "pia",
+    "quinn",
+    "rosa",
+    "sam",
+    "tara",
+    "uma",
+    "vic",
+    "wen",
+    "yara",
+    "zoe",
+]
 SHOP_WORDS = ["atelier", "studio", "house", "lane", "goods", "supply", "market", "loft", "co", "works"]
 
 
@@ -224,14 +318,19 @@ def generate(p: DemoParams) -> tuple[SourceTables, DemoTruth]:
     mats = rng.integers(0, len(MATERIALS), G)
     good_ids = np.arange(1, G + 1, dtype=np.int64)
     titles = np.array(
-        [f"{ADJECTIVES[s % len(ADJECTIVES)].capitalize()} {MATERIALS[m]} {CATEGORIES[s % len(CATEGORIES)]}"
-         for s, m in zip(good_style.tolist(), mats.tolist(), strict=True)],
+        [
+            f"{ADJECTIVES[s % len(ADJECTIVES)].capitalize()} {MATERIALS[m]} {CATEGORIES[s % len(CATEGORIES)]}"
+            for s, m in zip(good_style.tolist(), mats.tolist(), strict=True)
+        ],
         dtype=object,
     )
     urls = np.array(
-        [f"https://www.instagram.com/{domain_names[d][1:]}/?item={i}" if is_instagram[d]
-         else f"https://www.{domain_names[d]}/products/{i}"
-         for d, i in zip(good_domain.tolist(), good_ids.tolist(), strict=True)],
+        [
+            f"https://www.instagram.com/{domain_names[d][1:]}/?item={i}"
+            if is_instagram[d]
+            else f"https://www.{domain_names[d]}/products/{i}"
+            for d, i in zip(good_domain.tolist(), good_ids.tolist(), strict=True)
+        ],
         dtype=object,
     )
     # About 1% of goods are deleted some time after their last save (never before it).
@@ -299,4 +398,3 @@ def generate(p: DemoParams) -> tuple[SourceTables, DemoTruth]:
     )
     log.info("generated demo data", extra={"users": U, "goods": G, "saves": len(ev_user)})
     return tables, truth
-

@@ -32,12 +32,24 @@ def fingerprint(tables: SourceTables) -> str:
     """A hash of the source rows that matter to the graph: equal fingerprints, equal graphs."""
     h = hashlib.sha256()
     for arr in (
-        tables.users.id, tables.users.created_at,
-        tables.goods.id, tables.goods.created_at, tables.goods.deleted_at, tables.goods.embedding,
-        tables.collections.id, tables.collections.owner_id, tables.collections.created_at,
-        tables.collection_goods.collection_id, tables.collection_goods.good_id, tables.collection_goods.added_at,
-        tables.saves.user_id, tables.saves.good_id, tables.saves.saved_at,
-        tables.follows.follower_id, tables.follows.followee_id, tables.follows.created_at,
+        tables.users.id,
+        tables.users.created_at,
+        tables.goods.id,
+        tables.goods.created_at,
+        tables.goods.deleted_at,
+        tables.goods.embedding,
+        tables.collections.id,
+        tables.collections.owner_id,
+        tables.collections.created_at,
+        tables.collection_goods.collection_id,
+        tables.collection_goods.good_id,
+        tables.collection_goods.added_at,
+        tables.saves.user_id,
+        tables.saves.good_id,
+        tables.saves.saved_at,
+        tables.follows.follower_id,
+        tables.follows.followee_id,
+        tables.follows.created_at,
     ):
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update("\x1f".join(str(d) for d in tables.goods.domain.tolist()).encode())

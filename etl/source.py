@@ -83,7 +83,9 @@ def _goods_rows(goods: Goods, has_vector: bool) -> Iterator[bytes]:
                 b = str(text).encode()
                 parts.append(struct.pack("!i", len(b)) + b)
         parts.append(struct.pack("!iq", 8, int(created[i])))
-        parts.append(struct.pack("!i", -1) if goods.deleted_at[i] == NO_TIME else struct.pack("!iq", 8, int(deleted[i])))
+        parts.append(
+            struct.pack("!i", -1) if goods.deleted_at[i] == NO_TIME else struct.pack("!iq", 8, int(deleted[i]))
+        )
         if goods.embedding_dim[i] == 0:
             parts.append(struct.pack("!i", -1))
         else:
@@ -112,7 +114,12 @@ def write_tables(conn: psycopg.Connection, tables: SourceTables, truth: DemoTrut
         if replace:
             conn.execute("TRUNCATE " + ", ".join(SOURCE_TABLES) + ", demo_user_interests, demo_good_styles")
         u = tables.users
-        _copy_text(conn, "users", ["id", "name", "created_at"], [u.id.tolist(), u.name.tolist(), _timestamps(u.created_at)])
+        _copy_text(
+            conn,
+            "users",
+            ["id", "name", "created_at"],
+            [u.id.tolist(), u.name.tolist(), _timestamps(u.created_at)],
+        )
         _copy_goods(conn, tables.goods, has_vector)
         c = tables.collections
         _copy_text(
@@ -203,7 +210,10 @@ def _read_embeddings(conn: psycopg.Connection, n: int) -> tuple[np.ndarray, np.n
     is_vector = _embedding_type(conn).startswith("vector")
     column = "embedding" if is_vector else "embedding::real[]"
     buf = bytearray()
-    with conn.cursor() as cur, cur.copy(f"COPY (SELECT {column} FROM goods ORDER BY id) TO STDOUT (FORMAT binary)") as copy:  # type: ignore[arg-type]
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY (SELECT {column} FROM goods ORDER BY id) TO STDOUT (FORMAT binary)") as copy,
+    ):  # type: ignore[arg-type]
         for chunk in copy:
             buf += chunk
     mv = memoryview(bytes(buf))
@@ -236,7 +246,9 @@ def _read_embeddings(conn: psycopg.Connection, n: int) -> tuple[np.ndarray, np.n
 def read_tables(conn: psycopg.Connection) -> SourceTables:
     """Read every source table in one pass each (COPY or a single query), in id order."""
     i8 = np.dtype
-    users_fixed = _fixed_copy(conn, f"SELECT id, {_ts('created_at')} FROM users ORDER BY id", i8([("id", "i8"), ("t", "i8")]))
+    users_fixed = _fixed_copy(
+        conn, f"SELECT id, {_ts('created_at')} FROM users ORDER BY id", i8([("id", "i8"), ("t", "i8")])
+    )
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
         names = [r[0] for r in cur.execute("SELECT name FROM users ORDER BY id").fetchall()]
         goods_text = cur.execute(
@@ -271,7 +283,11 @@ def read_tables(conn: psycopg.Connection) -> SourceTables:
         return np.array([r[i] for r in rows], dtype=dtype) if rows else np.empty(0, dtype=dtype)
 
     return SourceTables(
-        users=Users(id=users_fixed["id"].copy(), name=np.array(names, dtype=object), created_at=users_fixed["t"].copy()),
+        users=Users(
+            id=users_fixed["id"].copy(),
+            name=np.array(names, dtype=object),
+            created_at=users_fixed["t"].copy(),
+        ),
         goods=Goods(
             id=col(goods_text, 0, np.int64),
             title=col(goods_text, 1),
@@ -305,7 +321,11 @@ def read_truth(conn: psycopg.Connection) -> DemoTruth | None:
     a = np.array(ui, dtype=np.float64)
     b = np.array(gs, dtype=np.int64).reshape(-1, 2)
     return DemoTruth(
-        user_interests={"user_id": a[:, 0].astype(np.int64), "style": a[:, 1].astype(np.int64), "weight": a[:, 2].astype(np.float32)},
+        user_interests={
+            "user_id": a[:, 0].astype(np.int64),
+            "style": a[:, 1].astype(np.int64),
+            "weight": a[:, 2].astype(np.float32),
+        },
         good_style={"good_id": b[:, 0], "style": b[:, 1]},
         style_vecs=np.empty((0, 0), dtype=np.float32),
     )

@@ -73,7 +73,9 @@ class SourceTables:
     follows: Follows
 
     def counts(self) -> dict[str, int]:
-        return {f.name: len(getattr(self, f.name).__dict__[fields(getattr(self, f.name))[0].name]) for f in fields(self)}
+        return {
+            f.name: len(getattr(self, f.name).__dict__[fields(getattr(self, f.name))[0].name]) for f in fields(self)
+        }
 
 
 def take(table: object, mask: np.ndarray) -> object:

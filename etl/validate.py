@@ -98,7 +98,9 @@ def clean_tables(tables: SourceTables, embedding_dim: int, strict: bool = False)
     if len(dim_values) > 1 and wrong_dim.sum() > MIXED_DIM_SHARE * present.sum():
         summary = ", ".join(f"{d}-d: {c} rows" for d, c in zip(dim_values.tolist(), dim_counts.tolist(), strict=True))
         example = good_keys[int(np.nonzero(wrong_dim)[0][0])]
-        raise InputError(f"goods.embedding: mixed embedding dimensions ({summary}); expected {embedding_dim}, e.g. goods {example}")
+        raise InputError(
+            f"goods.embedding: mixed embedding dimensions ({summary}); expected {embedding_dim}, e.g. goods {example}"
+        )
     if len(dim_values) == 1 and dim_values[0] != embedding_dim:
         raise InputError(
             f"goods.embedding: every embedding is {dim_values[0]}-d but graph.embedding_dim is {embedding_dim} "

@@ -74,7 +74,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_epochs: int = 30
     # PinSage-lite validates (and may stop early) after this many steps; 0 is a full pass over the saves.
-    steps_per_epoch: int = 150
+    steps_per_epoch: int = 50
     patience: int = 3
     time_budget_s: float = 480.0
     # Half-life in days of the weight of a save when forming a user's representation (0: no decay).
@@ -158,7 +158,16 @@ class Config:
 DEFAULT_CONFIG_FILE = Path("configs/graphrec.toml")
 ENV_PREFIX = "GRAPHREC_"
 # Environment variables that are not config overrides.
-_NOT_OVERRIDES = {"GRAPHREC_DATABASE_URL", "GRAPHREC_TEST_DATABASE_URL", "GRAPHREC_CONFIG", "GRAPHREC_SERVE_TOKEN"}
+_NOT_OVERRIDES = {
+    "GRAPHREC_DATABASE_URL",
+    "GRAPHREC_TEST_DATABASE_URL",
+    "GRAPHREC_CONFIG",
+    "GRAPHREC_SERVE_TOKEN",
+}
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -177,8 +186,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if tp is bool:
             if isinstance(value, bool):
                 return value
-            if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-                return value.lower() in {"1", "true", "yes", "on"}
+            if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
             raise ValueError(value)
         if tp is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -226,7 +235,7 @@ def load_config(
     overrides: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Resolve the configuration: file, then `GRAPHREC_<SECTION>__<KEY>` variables, then `section.key=value`."""
+    """Resolve the configuration: file, then `GRAPHREC_<SECTION>__<KEY>` variables, then `--set` overrides."""
     environ = os.environ if environ is None else environ
     raw: dict[str, dict[str, Any]] = {}
     explicit = path or environ.get("GRAPHREC_CONFIG")

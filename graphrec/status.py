@@ -7,7 +7,16 @@ from psycopg import sql
 
 from graphrec import db
 
-_TABLES = ("users", "goods", "collections", "collection_goods", "saves", "follows", "graphrec_runs", "graphrec_picks")
+_TABLES = (
+    "users",
+    "goods",
+    "collections",
+    "collection_goods",
+    "saves",
+    "follows",
+    "graphrec_runs",
+    "graphrec_picks",
+)
 
 
 def database_status(conn: psycopg.Connection, url: str) -> str:

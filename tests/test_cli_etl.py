@@ -15,8 +15,25 @@ def _run(args, url, artifacts):
 def test_init_demo_build_audit(db_url, artifacts):
     r = _run(["db", "init"], db_url, artifacts)
     assert r.exit_code == 0 and "applied 0001_source_tables" in r.output
-    r = _run(["--set", "graph.embedding_dim=32", "--set", "demo.styles=5", "--set", "demo.domains=20",
-              "demo-data", "--users", "60", "--goods", "500", "--seed", "1"], db_url, artifacts)
+    r = _run(
+        [
+            "--set",
+            "graph.embedding_dim=32",
+            "--set",
+            "demo.styles=5",
+            "--set",
+            "demo.domains=20",
+            "demo-data",
+            "--users",
+            "60",
+            "--goods",
+            "500",
+            "--seed",
+            "1",
+        ],
+        db_url,
+        artifacts,
+    )
     assert r.exit_code == 0, r.output
     assert "60 users, 500 goods" in r.output
     r = _run(["demo-data", "--users", "60", "--goods", "500"], db_url, artifacts)
@@ -35,7 +52,11 @@ def test_init_demo_build_audit(db_url, artifacts):
 
 def test_build_graph_dimension_mismatch_is_a_clear_error(db_url, artifacts):
     _run(["--set", "graph.embedding_dim=32", "demo-data", "--users", "30", "--goods", "200"], db_url, artifacts)
-    r = CliRunner().invoke(cli, ["build-graph"], env={"GRAPHREC_DATABASE_URL": db_url, "GRAPHREC_PATHS__ARTIFACTS": str(artifacts)})
+    r = CliRunner().invoke(
+        cli,
+        ["build-graph"],
+        env={"GRAPHREC_DATABASE_URL": db_url, "GRAPHREC_PATHS__ARTIFACTS": str(artifacts)},
+    )
     assert r.exit_code != 0
     assert "every embedding is 32-d but graph.embedding_dim is 512" in str(r.exception) + r.output
 

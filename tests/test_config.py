@@ -5,7 +5,7 @@ from graphrec.config import ConfigError, load_config
 
 def test_defaults_file_and_overrides(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text('[graph]\nmin_goods = 5\n[train]\nfanouts = [4, 2]\n')
+    f.write_text("[graph]\nmin_goods = 5\n[train]\nfanouts = [4, 2]\n")
     cfg = load_config(f, overrides=["recommend.diversity=0.5"], environ={"GRAPHREC_GRAPH__STRICT": "true"})
     assert cfg.graph.min_goods == 5
     assert cfg.graph.strict is True
@@ -24,7 +24,12 @@ def test_defaults_file_and_overrides(tmp_path):
         ("[grpah]\nmin_goods = 3\n", [], {}, r"unknown config section \[grpah\]"),
         ("", ["graph.min_goods=many"], {}, r"graph.min_goods from --set graph.min_goods=many: expected int"),
         ("", ["graph"], {}, r"must look like section.key=value"),
-        ("", [], {"GRAPHREC_TRAIN__LRATE": "1"}, r"unknown config key train.lrate in \$GRAPHREC_TRAIN__LRATE"),
+        (
+            "",
+            [],
+            {"GRAPHREC_TRAIN__LRATE": "1"},
+            r"unknown config key train.lrate in \$GRAPHREC_TRAIN__LRATE",
+        ),
         ("[graph]\nstrict = 3\n", [], {}, r"graph.strict .*expected bool"),
     ],
 )

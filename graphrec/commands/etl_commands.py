@@ -19,7 +19,9 @@ def _parse_time(value: str | None) -> int | None:
     try:
         t = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO date or date-time (e.g. 2026-06-01 or 2026-06-01T12:00)") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or date-time (e.g. 2026-06-01 or 2026-06-01T12:00)"
+        ) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp())
@@ -32,7 +34,9 @@ def _parse_time(value: str | None) -> int | None:
 @click.option("--end", "end", metavar="DATE", help="Last day of the generated year (default: today, UTC).")
 @click.option("--replace", is_flag=True, help="Empty the source tables first.")
 @pass_ctx
-def demo_data(ctx: Context, users: int | None, goods: int | None, seed: int | None, end: str | None, replace: bool) -> None:
+def demo_data(
+    ctx: Context, users: int | None, goods: int | None, seed: int | None, end: str | None, replace: bool
+) -> None:
     """Fill the source tables with a synthetic Goodsend whose structure (true interests) is known."""
     from etl.demo_data import DemoParams, generate
     from etl.source import write_tables
@@ -53,7 +57,9 @@ def demo_data(ctx: Context, users: int | None, goods: int | None, seed: int | No
         db.migrate(conn)
         existing = conn.execute("SELECT count(*) AS n FROM users").fetchone()
         if existing and existing["n"] and not replace:
-            raise click.ClickException(f"the source tables already hold {existing['n']} users; pass --replace to start over")
+            raise click.ClickException(
+                f"the source tables already hold {existing['n']} users; pass --replace to start over"
+            )
         t0 = time.perf_counter()
         tables, truth = generate(params)
         t1 = time.perf_counter()
@@ -61,18 +67,29 @@ def demo_data(ctx: Context, users: int | None, goods: int | None, seed: int | No
         t2 = time.perf_counter()
     counts = tables.counts()
     click.echo(
-        "demo data: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+        "demo data: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
         + f" (generated in {t1 - t0:.1f}s, loaded in {t2 - t1:.1f}s into {db.redact(url)})"
     )
 
 
 @click.command("build-graph")
 @click.option("--as-of", "as_of", metavar="TIME", help="Build the graph as it stood then (ISO date or date-time, UTC).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Artifact directory (default: artifacts/graphs/<name>).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Artifact directory (default: artifacts/graphs/<name>).",
+)
 @click.option("--strict", is_flag=True, default=None, help="Any bad-input finding is fatal [config graph.strict].")
-@click.option("--min-goods", type=click.IntRange(min=0), help="Eligible users have more than this many goods [config graph.min_goods].")
+@click.option(
+    "--min-goods",
+    type=click.IntRange(min=0),
+    help="Eligible users have more than this many goods [config graph.min_goods].",
+)
 @pass_ctx
-def build_graph_cmd(ctx: Context, as_of: str | None, out: Path | None, strict: bool | None, min_goods: int | None) -> None:
+def build_graph_cmd(
+    ctx: Context, as_of: str | None, out: Path | None, strict: bool | None, min_goods: int | None
+) -> None:
     """Read the source tables and write a graph artifact (HeteroData, id maps, manifest)."""
     from etl.pipeline import build_graph_artifact
     from etl.validate import InputError

@@ -23,10 +23,16 @@ def _loaded(url: str) -> None:
 
 
 def _vec(values: list[float]) -> str:
-    return "{" + ",".join("NaN" if math.isnan(v) else ("Infinity" if math.isinf(v) else repr(float(v))) for v in values) + "}"
+    return (
+        "{"
+        + ",".join("NaN" if math.isnan(v) else ("Infinity" if math.isinf(v) else repr(float(v))) for v in values)
+        + "}"
+    )
 
 
-def _insert_good(conn, good_id: int, embedding: list[float] | None, title: str = "ok", url: str = "https://a.com/x") -> None:
+def _insert_good(
+    conn, good_id: int, embedding: list[float] | None, title: str = "ok", url: str = "https://a.com/x"
+) -> None:
     conn.execute(
         "INSERT INTO goods (id, title, url, created_at) VALUES (%(id)s, %(t)s, %(u)s, now() - interval '1 day')",
         {"id": good_id, "t": title, "u": url},
@@ -37,7 +43,10 @@ def _insert_good(conn, good_id: int, embedding: list[float] | None, title: str =
             "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute "
             "WHERE attrelid = 'goods'::regclass AND attname = 'embedding'"
         ).fetchone()["t"]
-        conn.execute(f"UPDATE goods SET embedding = %(e)s::real[]::{vec_type} WHERE id = %(id)s", {"e": _vec(embedding), "id": good_id})
+        conn.execute(
+            f"UPDATE goods SET embedding = %(e)s::real[]::{vec_type} WHERE id = %(id)s",
+            {"e": _vec(embedding), "id": good_id},
+        )
 
 
 def _findings(url: str, strict: bool = False) -> dict[str, object]:
@@ -152,5 +161,8 @@ def test_mixed_dimensions_are_fatal(migrated_url):
         )
         conn.commit()
         tables = read_tables(conn)
-    with pytest.raises(InputError, match=r"goods.embedding: mixed embedding dimensions \(8-d: 90 rows, 16-d: 810 rows\).*goods id=10"):
+    with pytest.raises(
+        InputError,
+        match=r"goods.embedding: mixed embedding dimensions \(8-d: 90 rows, 16-d: 810 rows\).*goods id=10",
+    ):
         clean_tables(tables, DIM)

@@ -65,7 +65,9 @@ def test_as_of_excludes_everything_created_later(world, quantile):
     before = (s.saved_at <= T) & np.isin(s.good_id, ids.good_ids) & np.isin(s.user_id, ids.user_ids)
     assert data[SAVES].edge_index.shape[1] == int(before.sum())
     # And the domains are only those of goods in the graph.
-    assert data["domain"].num_nodes == len(np.unique(world.goods.domain[np.isin(world.goods.id, ids.good_ids)].astype(str)))
+    assert data["domain"].num_nodes == len(
+        np.unique(world.goods.domain[np.isin(world.goods.id, ids.good_ids)].astype(str))
+    )
 
 
 def test_later_changes_do_not_move_an_as_of_graph(world):

@@ -115,6 +115,18 @@ SELECT id, name FROM users WHERE name ILIKE '%%' || %(q)s || '%%' ESCAPE '\\' OR
 
 USER_NAMES_SQL = "SELECT id, name FROM users WHERE id = ANY(%(ids)s) ORDER BY name, id"
 
+# Each sample user's newest saved goods, for the strip beside their name.
+SAMPLE_SAVES_SQL = """
+SELECT u.id AS user_id, g.id, g.title, g.image_url
+FROM unnest(%(ids)s::bigint[]) AS u(id)
+CROSS JOIN LATERAL (
+    SELECT s.good_id, max(s.saved_at) AS saved_at FROM saves s WHERE s.user_id = u.id
+    GROUP BY s.good_id ORDER BY saved_at DESC LIMIT %(n)s
+) s
+JOIN goods g ON g.id = s.good_id
+ORDER BY u.id, s.saved_at DESC
+"""
+
 TILE_SQL = """
 SELECT g.title, g.domain, s.style,
        CASE WHEN s.style IS NULL THEN g.embedding::real[] END AS embedding
@@ -234,7 +246,15 @@ def install(app: FastAPI, pool: AsyncConnectionPool, token: str | None, *, min_g
 
     async def sample_users(n: int) -> list[dict[str, Any]]:
         ids = [r["user_id"] for r in await fetch(RANDOM_USERS_SQL, {"min_goods": min_goods, "n": n})]
-        return await fetch(USER_NAMES_SQL, {"ids": ids}) if ids else []
+        if not ids:
+            return []
+        users = await fetch(USER_NAMES_SQL, {"ids": ids})
+        recent: dict[int, list[dict[str, Any]]] = {}
+        for row in await fetch(SAMPLE_SAVES_SQL, {"ids": ids, "n": 5}):
+            recent.setdefault(row["user_id"], []).append(row)
+        for user in users:
+            user["recent"] = recent.get(user["id"], [])
+        return users
 
     @app.get("/tiles/{good_id}.svg", include_in_schema=False)
     async def tile(good_id: int) -> Response:

@@ -10,12 +10,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import uvicorn
+from click.testing import CliRunner
 from test_api import TOKEN, XSS_TITLE, Seeded, seed
 
+from graphrec import db
+from graphrec.artifacts import Embeddings
+from graphrec.cli import cli
 from serving.api import create_app
 
 pytestmark = pytest.mark.browser
@@ -48,13 +54,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(migrated_url: str, artifacts: Path) -> Iterator[tuple[str, Seeded]]:
-    """Base URL of the app serving a seeded database, and what was seeded."""
-    seeded = seed(migrated_url, artifacts)
+@contextmanager
+def serving(url: str, artifacts: Path) -> Iterator[str]:
+    """The app under uvicorn in a background thread; yields its base URL."""
     port = _free_port()
     config = uvicorn.Config(
-        create_app(migrated_url, artifacts, TOKEN),
+        create_app(url, artifacts, TOKEN),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -68,10 +73,18 @@ def server(migrated_url: str, artifacts: Path) -> Iterator[tuple[str, Seeded]]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", seeded
+        yield f"http://127.0.0.1:{port}"
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(migrated_url: str, artifacts: Path) -> Iterator[tuple[str, Seeded]]:
+    """Base URL of the app serving the planted database of test_api.seed, and what was seeded."""
+    seeded = seed(migrated_url, artifacts)
+    with serving(migrated_url, artifacts) as base:
+        yield base, seeded
 
 
 @pytest.fixture
@@ -99,7 +112,11 @@ def _texts(driver, css: str) -> list[str]:
 
 
 def _images_loaded(driver) -> bool:
-    return driver.execute_script("return [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    """Every image on the page loaded (lazy ones are asked for first): none failed, none pending."""
+    return driver.execute_script(
+        "document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; });"
+        "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    )
 
 
 def test_the_page_shows_saves_and_picks_and_does_not_run_a_hostile_title(server, browser) -> None:
@@ -171,3 +188,79 @@ def test_sign_in_search_and_random_user(server, browser) -> None:
     browser.find_element(By.ID, "random").click()
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#picks-1 li.pick"))
     assert browser.current_url.rsplit("/", 1)[1] in {"1", "3"}  # users with picks in the current run
+
+
+def content_embeddings(url: str, recent: int, version: str) -> Embeddings:
+    """A stand-in model from the demo's CLIP vectors: a user is the mean of their `recent` newest saves."""
+    with db.connect(url) as conn:
+        goods = conn.execute(
+            "SELECT id, embedding::real[] AS e FROM goods WHERE deleted_at IS NULL AND embedding IS NOT NULL"
+            " ORDER BY id"
+        ).fetchall()
+        saves = conn.execute("SELECT user_id, good_id FROM saves ORDER BY user_id, saved_at").fetchall()
+        users = [r["id"] for r in conn.execute("SELECT id FROM users ORDER BY id").fetchall()]
+    good_ids = np.array([g["id"] for g in goods], dtype=np.int64)
+    good_vecs = np.array([g["e"] for g in goods], dtype=np.float32)
+    good_vecs /= np.linalg.norm(good_vecs, axis=1, keepdims=True) + 1e-9
+    row = {g: i for i, g in enumerate(good_ids.tolist())}
+    saved: dict[int, list[int]] = {}
+    for r in saves:
+        if r["good_id"] in row:
+            saved.setdefault(r["user_id"], []).append(row[r["good_id"]])
+    user_vecs = np.zeros((len(users), good_vecs.shape[1]), dtype=np.float32)
+    for i, u in enumerate(users):
+        if saved.get(u):
+            v = good_vecs[saved[u][-recent:]].mean(axis=0)
+            user_vecs[i] = v / (np.linalg.norm(v) + 1e-9)
+    known = np.ones(len(good_ids), dtype=bool)
+    return Embeddings(
+        "content", version, np.array(users, dtype=np.int64), user_vecs, good_ids, good_vecs, known
+    )
+
+
+def test_a_demo_user_with_two_real_recommend_runs(migrated_url: str, artifacts: Path, browser) -> None:
+    """`graphrec demo-data` and two `graphrec recommend` runs (from stand-in embeddings), then the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    env = {"GRAPHREC_DATABASE_URL": migrated_url, "GRAPHREC_PATHS__ARTIFACTS": str(artifacts)}
+    runner = CliRunner()
+    result = runner.invoke(cli, ["demo-data", "--users", "120", "--goods", "2000", "--seed", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    for recent, version in ((1000, "content-all-v1"), (8, "content-recent-v2")):
+        path = artifacts / f"{version}.npz"
+        content_embeddings(migrated_url, recent, version).save(path)
+        result = runner.invoke(cli, ["recommend", "--embeddings", str(path)], env=env)
+        assert result.exit_code == 0, result.output
+    with db.connect(migrated_url) as conn:
+        old, new = (r["id"] for r in conn.execute("SELECT id FROM graphrec_runs ORDER BY id").fetchall())
+        user = conn.execute(
+            "SELECT p.user_id, u.name, count(*) AS n FROM graphrec_picks p JOIN users u ON u.id = p.user_id"
+            " WHERE p.run_id = %s GROUP BY 1, 2 ORDER BY 1 LIMIT 1",
+            (new,),
+        ).fetchone()
+        newest = conn.execute(
+            "SELECT good_id FROM saves WHERE user_id = %s ORDER BY saved_at DESC LIMIT 1", (user["user_id"],)
+        ).fetchone()["good_id"]
+
+    with serving(migrated_url, artifacts) as base:
+        browser.get(f"{base}/vibe?token={TOKEN}")
+        samples = browser.find_elements(By.CSS_SELECTOR, "#samples a")
+        assert samples and browser.find_elements(By.CSS_SELECTOR, "#samples img.tile")
+        browser.get(f"{base}/vibe/users/{user['user_id']}")
+        assert browser.find_element(By.ID, "user-name").text == user["name"]
+        assert browser.find_element(By.CSS_SELECTOR, "#saves figure").get_attribute("data-good") == str(
+            newest
+        )
+        picks = browser.find_elements(By.CSS_SELECTOR, "#picks-1 li.pick")
+        assert len(picks) == user["n"] >= 5
+        reasons = _texts(browser, "#picks-1 .reason")
+        assert all(r.strip() for r in reasons)  # every pick says why
+        Select(browser.find_element(By.ID, "run-b")).select_by_value(str(old))
+        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "picks-2"))
+        assert "content-all-v1" in browser.find_element(By.CSS_SELECTOR, "#picks-2 h2").text
+        assert "content-recent-v2" in browser.find_element(By.CSS_SELECTOR, "#picks-1 h2").text
+        assert browser.find_elements(By.CSS_SELECTOR, "#picks-2 li.pick")
+        WebDriverWait(browser, 20).until(_images_loaded)
+        OUTPUT.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(OUTPUT / "vibe-demo-compare.png"))

@@ -5,7 +5,7 @@
 -- a recommend run's row appears only when its picks are complete (status 'succeeded', written in the same
 -- transaction as its picks) or when it failed ('failed', no picks). The current run's embeddings are in
 -- graphrec.artifacts.run_embeddings_path(artifacts, graphrec_current.run_id). `graphrec rollback` may point
--- graphrec_current at an older run; serving/store.py is the only writer.
+-- graphrec_current at an older run; serving/store.py is the only writer. 0004 redefines for_you() (same shape).
 
 CREATE TABLE graphrec_runs (
     id bigserial PRIMARY KEY,

@@ -3,6 +3,7 @@ pruning and the one-user rescore."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -122,3 +123,17 @@ def test_rescore_one_user_replaces_only_their_picks(world: World) -> None:
         # The repeat filter saw today's picks, so the rescored feed is all new; other users are untouched.
         assert not before & {r["good_id"] for r in feed} and len(feed) == 10
         assert store.for_you(conn, 2) == before_other
+
+
+def test_for_you_seeks_the_index_on_run_and_user(world: World) -> None:
+    _daily(world)
+    _daily(world)
+    with db.connect(world.url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("SET enable_seqscan = off")  # tiny tables: ask whether the index can serve it
+        plan = "\n".join(
+            r["QUERY PLAN"] for r in conn.execute("EXPLAIN SELECT * FROM for_you(1, 20)").fetchall()
+        )
+    assert "graphrec_picks_pkey" in plan
+    # Both key columns in the index condition: one seek, not a scan over every stored run's picks.
+    assert re.search(r"Index Cond: \(\(run_id = .*\) AND \(user_id = '1'::bigint\)\)", plan), plan

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import psycopg
 
 from etl.demo_data import DemoTruth
+from graphrec import db
 from etl.tables import NO_TIME, CollectionGoods, Collections, Follows, Goods, Saves, SourceTables, Users
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def _timestamps(seconds: np.ndarray) -> list[str | None]:
     return text
 
 
-def _copy_text(conn: psycopg.Connection, table: str, columns: list[str], cols: list[list[object]]) -> None:
+def _copy_text(conn: db.Connection, table: str, columns: list[str], cols: list[list[Any]]) -> None:
     stmt = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     n = len(cols[0]) if cols else 0
     with conn.cursor() as cur, cur.copy(stmt) as copy:  # type: ignore[arg-type]
@@ -94,7 +96,7 @@ def _goods_rows(goods: Goods, has_vector: bool) -> Iterator[bytes]:
         yield b"".join(parts)
 
 
-def _copy_goods(conn: psycopg.Connection, goods: Goods, has_vector: bool) -> None:
+def _copy_goods(conn: db.Connection, goods: Goods, has_vector: bool) -> None:
     stmt = "COPY goods (id, title, url, image_url, created_at, deleted_at, embedding) FROM STDIN (FORMAT binary)"
     with conn.cursor() as cur, cur.copy(stmt) as copy:  # type: ignore[arg-type]
         copy.write(_COPY_HEADER)
@@ -107,7 +109,7 @@ def _copy_goods(conn: psycopg.Connection, goods: Goods, has_vector: bool) -> Non
         copy.write(b"".join(batch) + struct.pack("!h", -1))
 
 
-def write_tables(conn: psycopg.Connection, tables: SourceTables, truth: DemoTruth | None, replace: bool) -> None:
+def write_tables(conn: db.Connection, tables: SourceTables, truth: DemoTruth | None, replace: bool) -> None:
     """Load tables (and the demo truth) in one transaction. `replace` empties the source tables first."""
     has_vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None
     with conn.transaction():
@@ -167,7 +169,7 @@ def write_tables(conn: psycopg.Connection, tables: SourceTables, truth: DemoTrut
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def _fixed_copy(conn: psycopg.Connection, query: str, dtype: np.dtype, params: tuple = ()) -> np.ndarray:
+def _fixed_copy(conn: db.Connection, query: str, dtype: np.dtype, params: tuple = ()) -> np.ndarray:
     """Binary COPY of a query whose columns are all NOT NULL fixed-width (int8, timestamptz as int8)."""
     # Each row: int16 field count, then per field int32 length and the big-endian value.
     fields = [("n", ">i2")]
@@ -193,7 +195,7 @@ def _ts(col: str) -> str:
     return f"COALESCE(floor(extract(epoch FROM {col}))::bigint, {NO_TIME})"
 
 
-def _embedding_type(conn: psycopg.Connection) -> str:
+def _embedding_type(conn: db.Connection) -> str:
     row = conn.execute(
         "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute"
         " WHERE attrelid = 'goods'::regclass AND attname = 'embedding'"
@@ -203,7 +205,7 @@ def _embedding_type(conn: psycopg.Connection) -> str:
     return str(row["t"])
 
 
-def _read_embeddings(conn: psycopg.Connection, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_embeddings(conn: db.Connection, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The embeddings of goods in id order: float32 [n, D] with D the most common stored dimension (rows of
     another dimension, and NULLs, are zero), and each row's stored dimension (0 for NULL)."""
     # pgvector's own binary form is half the bytes of real[] and needs no cast on the server.
@@ -238,12 +240,12 @@ def _read_embeddings(conn: psycopg.Connection, n: int) -> tuple[np.ndarray, np.n
     rows = np.nonzero(dims == dim)[0]
     for i in rows.tolist():
         start = int(offsets[i])
-        values = raw[start : start + dim * elem.itemsize].view(elem)
+        values: Any = raw[start : start + dim * elem.itemsize].view(elem)
         emb[i] = values if is_vector else values["val"]
     return emb, dims
 
 
-def read_tables(conn: psycopg.Connection) -> SourceTables:
+def read_tables(conn: db.Connection) -> SourceTables:
     """Read every source table in one pass each (COPY or a single query), in id order."""
     i8 = np.dtype
     users_fixed = _fixed_copy(
@@ -279,7 +281,7 @@ def read_tables(conn: psycopg.Connection) -> SourceTables:
         i8([("a", "i8"), ("b", "i8"), ("t", "i8")]),
     )
 
-    def col(rows: list[tuple], i: int, dtype: object = object) -> np.ndarray:
+    def col(rows: list[tuple], i: int, dtype: Any = object) -> np.ndarray:
         return np.array([r[i] for r in rows], dtype=dtype) if rows else np.empty(0, dtype=dtype)
 
     return SourceTables(
@@ -311,7 +313,7 @@ def read_tables(conn: psycopg.Connection) -> SourceTables:
     )
 
 
-def read_truth(conn: psycopg.Connection) -> DemoTruth | None:
+def read_truth(conn: db.Connection) -> DemoTruth | None:
     """The demo generator's planted truth, or None when the database holds no demo data."""
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
         ui = cur.execute("SELECT user_id, style, weight FROM demo_user_interests ORDER BY user_id, style").fetchall()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -22,6 +23,9 @@ from graphrec.config import DatabaseConfig
 log = logging.getLogger(__name__)
 
 URL_ENV = "GRAPHREC_DATABASE_URL"
+
+# graphrec's connections hand out rows as dicts.
+Connection = psycopg.Connection[dict[str, Any]]
 
 
 def embedded_server_url(data_dir: str | Path, database: str = "postgres") -> str:
@@ -55,7 +59,7 @@ def database_url(cfg: DatabaseConfig) -> str:
     return embedded_server_url(cfg.embedded_dir, cfg.embedded_database)
 
 
-def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+def connect(url: str, autocommit: bool = False) -> Connection:
     return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
 
 
@@ -105,7 +109,7 @@ CREATE TABLE IF NOT EXISTS graphrec_migrations (
 _MIGRATION_LOCK = 7_350_001
 
 
-def applied_versions(conn: psycopg.Connection) -> dict[int, str]:
+def applied_versions(conn: Connection) -> dict[int, str]:
     exists = conn.execute("SELECT to_regclass('graphrec_migrations') AS t").fetchone()
     if not exists or exists["t"] is None:
         return {}
@@ -113,7 +117,7 @@ def applied_versions(conn: psycopg.Connection) -> dict[int, str]:
     return {r["version"]: r["name"] for r in rows}
 
 
-def migrate(conn: psycopg.Connection) -> list[Migration]:
+def migrate(conn: Connection) -> list[Migration]:
     """Apply the migrations not yet recorded, each in its own transaction. Returns those applied."""
     applied: list[Migration] = []
     with conn.transaction():
@@ -135,6 +139,6 @@ def migrate(conn: psycopg.Connection) -> list[Migration]:
     return applied
 
 
-def has_pgvector(conn: psycopg.Connection) -> bool:
+def has_pgvector(conn: Connection) -> bool:
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
     return row is not None

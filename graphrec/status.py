@@ -19,7 +19,7 @@ _TABLES = (
 )
 
 
-def database_status(conn: psycopg.Connection, url: str) -> str:
+def database_status(conn: db.Connection, url: str) -> str:
     applied = db.applied_versions(conn)
     lines = [f"database: {db.redact(url)}"]
     lines.append(f"pgvector: {'yes' if db.has_pgvector(conn) else 'no (embeddings stored as real[])'}")

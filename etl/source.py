@@ -16,8 +16,8 @@ import numpy as np
 import psycopg
 
 from etl.demo_data import DemoTruth
-from graphrec import db
 from etl.tables import NO_TIME, CollectionGoods, Collections, Follows, Goods, Saves, SourceTables, Users
+from graphrec import db
 
 log = logging.getLogger(__name__)
 

@@ -60,9 +60,7 @@ class NonFiniteError(FloatingPointError):
     """NaN or Inf in the loss or gradients. `last_good_state` is the best state_dict validated before
     the failure (None if none was), so a caller can inspect it; nothing is saved by `fit`."""
 
-    def __init__(
-        self, message: str, epoch: int, step: int, last_good_state: dict[str, Tensor] | None
-    ) -> None:
+    def __init__(self, message: str, epoch: int, step: int, last_good_state: dict[str, Tensor] | None) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.step = step
@@ -91,7 +89,10 @@ class TimeSplit:
 
     train_users/train_goods: int64 [E] the saves the model learns from (graph indices), `train_time` their
     times; `val_users` int64 [V] users with at least one held-out and one training save; `val_truth` csr
-    [V, G] their held-out goods; `seen` csr [U, G] training saves, never ranked.
+    [V, G] their held-out goods; `seen` csr [U, G] training saves, never ranked; `candidates` bool [G]
+    the goods that existed before the cut (created_at < cutoff): only they are ranked and count as
+    held-out truth, as in a graph built `--as-of` the cut (a good created by a save in the window could
+    not have been recommended before it).
     """
 
     cutoff: int
@@ -102,6 +103,7 @@ class TimeSplit:
     val_users: np.ndarray
     val_truth: sp.csr_matrix
     seen: sp.csr_matrix
+    candidates: np.ndarray
 
 
 def edges_before(data: HeteroData, cutoff: int | None) -> HeteroData:
@@ -140,14 +142,16 @@ def time_split(data: HeteroData, val_share: float) -> TimeSplit:
         (np.ones(int(train.sum()), dtype=np.float32), (ei[0, train], ei[1, train])),
         shape=(num_users, num_goods),
     )
+    created = data["good"].created_at.numpy() if "created_at" in data["good"] else np.zeros(num_goods)
+    candidates = created < cutoff if val_share > 0 else np.ones(num_goods, dtype=bool)
     val_u, val_g = ei[0, ~train], ei[1, ~train]
+    old_good = candidates[val_g]
+    val_u, val_g = val_u[old_good], val_g[old_good]
     has_train = np.diff(seen.indptr) > 0
     keep = has_train[val_u]
     val_users = np.unique(val_u[keep])
     row = np.searchsorted(val_users, val_u[keep])
-    truth = sp.csr_matrix(
-        (np.ones(len(row), dtype=np.float32), (row, val_g[keep])), shape=(len(val_users), num_goods)
-    )
+    truth = sp.csr_matrix((np.ones(len(row), dtype=np.float32), (row, val_g[keep])), shape=(len(val_users), num_goods))
     return TimeSplit(
         cutoff=cutoff,
         graph=edges_before(data, cutoff if val_share > 0 else None),
@@ -157,14 +161,25 @@ def time_split(data: HeteroData, val_share: float) -> TimeSplit:
         val_users=val_users,
         val_truth=truth,
         seen=seen,
+        candidates=candidates,
     )
 
 
 def validation_metrics(user_vecs: np.ndarray, good_vecs: np.ndarray, split: TimeSplit) -> dict[str, float]:
-    """Recall@20 and NDCG@20 of the held-out saves, ranking by inner product, training saves excluded."""
+    """Recall@20 and NDCG@20 of the held-out saves, ranking by inner product the goods that existed
+    before the cut, training saves excluded."""
     if len(split.val_users) == 0:
         return {}
-    picks = metrics.topk_from_vectors(user_vecs, good_vecs, split.val_users, VAL_K, exclude=split.seen)
+    good_t = np.ascontiguousarray(good_vecs, dtype=np.float32).T
+    user_vecs = np.asarray(user_vecs, dtype=np.float32)
+    not_yet = ~split.candidates
+
+    def scores(users: np.ndarray) -> np.ndarray:
+        out = user_vecs[users] @ good_t
+        out[:, not_yet] = -np.inf
+        return out
+
+    picks = metrics.topk(scores, split.val_users, VAL_K, exclude=split.seen)
     return {
         f"recall@{VAL_K}": float(metrics.recall_at_k(picks, split.val_truth, VAL_K).mean()),
         f"ndcg@{VAL_K}": float(metrics.ndcg_at_k(picks, split.val_truth, VAL_K).mean()),
@@ -231,9 +246,7 @@ def fit(
         "history": history,
         "train_s": train_s,
     }
-    return Trained(
-        kind=cfg.model, version=new_version(cfg.model), state_dict=state, meta=meta, id_maps=id_maps
-    )
+    return Trained(kind=cfg.model, version=new_version(cfg.model), state_dict=state, meta=meta, id_maps=id_maps)
 
 
 # --- LightGCN -------------------------------------------------------------------------------------------
@@ -312,9 +325,7 @@ class _Batches:
         ei = g[SAVES].edge_index
         self.users, self.goods = ei[0], ei[1]
         self.weights = torch.as_tensor(
-            recency_weights(
-                ei[0].numpy(), g[SAVES].time.numpy(), g["user"].num_nodes, cfg.recency_half_life_days
-            ),
+            recency_weights(ei[0].numpy(), g[SAVES].time.numpy(), g["user"].num_nodes, cfg.recency_half_life_days),
             dtype=torch.float32,
         )
         self.save_counts = torch.bincount(ei[0], minlength=g["user"].num_nodes)
@@ -412,9 +423,7 @@ def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tenso
     return losses.bpr_loss(uv, emb["good"][b["g_loc"]], emb["good"][neg_loc[: len(uv)]], cfg.temperature)
 
 
-def pinsage_vectors(
-    model: PinSageLite, data: HeteroData, half_life_days: float
-) -> tuple[np.ndarray, np.ndarray]:
+def pinsage_vectors(model: PinSageLite, data: HeteroData, half_life_days: float) -> tuple[np.ndarray, np.ndarray]:
     """Full-graph embeddings (all neighbors, no sampling): user_vecs [U, d], good_vecs [G, d], float32."""
     x = node_features(data, half_life_days)
     edge_index = {e: data[e].edge_index for e in data.edge_types}
@@ -432,9 +441,7 @@ def _fit_pinsage(
 ) -> tuple[dict[str, Tensor], dict[str, Any], list[dict[str, Any]], dict[str, float]]:
     g = split.graph
     if len(cfg.fanouts) != cfg.num_layers:
-        raise ValueError(
-            f"train.fanouts has {len(cfg.fanouts)} hops but train.num_layers is {cfg.num_layers}"
-        )
+        raise ValueError(f"train.fanouts has {len(cfg.fanouts)} hops but train.num_layers is {cfg.num_layers}")
     start = time.perf_counter()
     batches = _Batches(split, cfg)
     model = PinSageLite(
@@ -473,11 +480,7 @@ def _fit_pinsage(
                 )
             optimizer.zero_grad()
             loss.backward()
-            bad = [
-                n
-                for n, p in model.named_parameters()
-                if p.grad is not None and not torch.isfinite(p.grad).all()
-            ]
+            bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
             if bad:
                 bar.close()
                 raise NonFiniteError(
@@ -574,9 +577,7 @@ class TrainRun:
     promoted: bool
 
 
-def train_graph(
-    graph_dir: Path, models: Path, cfg: TrainConfig, *, promote: bool | None, progress: bool
-) -> TrainRun:
+def train_graph(graph_dir: Path, models: Path, cfg: TrainConfig, *, promote: bool | None, progress: bool) -> TrainRun:
     """Train on a graph artifact, write the checkpoint, and point models/CURRENT at it when asked.
 
     promote None: only when no CURRENT exists yet. CURRENT moves only after the checkpoint is complete on

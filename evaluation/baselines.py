@@ -51,8 +51,7 @@ def recent_popularity(
     """
     if train.save_time is not None and train.split_time is not None and train.save_time.nnz:
         age = train.split_time - train.save_time.data
-        seconds = np.nanmax(np.abs(train.save_time.data)) > 1e8
-        weight = 0.5 ** (age / (half_life_days * DAY if seconds else half_life_steps))
+        weight = 0.5 ** (age / (half_life_steps if train.time_in_steps else half_life_days * DAY))
         score = np.bincount(train.save_time.indices, weights=weight, minlength=train.n_goods)
     else:
         score = train.popularity().astype(np.float64)

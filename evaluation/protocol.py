@@ -36,6 +36,8 @@ class TrainData:
     domain: np.ndarray | None = None
     split_time: float | None = None
     validation: sp.csr_matrix | None = None
+    # save_time counts steps of a user's sequence (public data without clocks), not seconds.
+    time_in_steps: bool = False
     seed: int = 0
 
     @property
@@ -122,6 +124,7 @@ def from_public(
     *,
     save_time: sp.csr_matrix | None = None,
     split_time: float | None = None,
+    time_in_steps: bool = False,
     validation: sp.csr_matrix | None = None,
     content: np.ndarray | None = None,
     domain: np.ndarray | None = None,
@@ -146,6 +149,7 @@ def from_public(
             domain=domain,
             split_time=split_time,
             validation=validation,
+            time_in_steps=time_in_steps,
             seed=seed,
         ),
         users=users,

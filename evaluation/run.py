@@ -77,6 +77,7 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
             b.test,
             save_time=b.position,
             split_time=0.0,
+            time_in_steps=True,
             validation=b.validation,
             content=b.content,
             domain=b.domain,

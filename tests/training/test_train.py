@@ -36,9 +36,7 @@ def top_picks(emb, saved: set[tuple[int, int]], k: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-@pytest.mark.parametrize(
-    ("model", "loss"), [("pinsage", "softmax"), ("pinsage", "bpr"), ("lightgcn", "softmax")]
-)
+@pytest.mark.parametrize(("model", "loss"), [("pinsage", "softmax"), ("pinsage", "bpr"), ("lightgcn", "softmax")])
 def test_top_picks_stay_inside_the_users_community(planted, model: str, loss: str) -> None:
     # Two disjoint communities whose goods overlap in feature space (noise 1.5): LightGCN has only the
     # graph to go by, PinSage-lite both; either way a user's picks must come from their own community.
@@ -160,3 +158,23 @@ def test_checkpoint_round_trip_scores_the_same_and_leaves_current_alone(planted,
         np.testing.assert_allclose(a.good_vecs, b.good_vecs, atol=1e-6)
         assert a.model_version == trained.version
     assert current_model(models) == models / first.version
+
+
+def test_hard_negatives_come_from_the_positive_goods_domain(planted) -> None:
+    from training.train import _domain_index, _same_domain
+
+    data, *_ = planted()
+    index = _domain_index(data)
+    goods = torch.arange(data["good"].num_nodes).repeat(5)
+    hard = _same_domain(index, goods, torch.Generator().manual_seed(0))
+    domain = data["good"].domain
+    assert torch.equal(domain[hard], domain[goods])
+    assert (hard != goods).float().mean() > 0.9  # not just the positive itself
+
+
+def test_hard_negative_training_still_separates_the_communities(planted) -> None:
+    data, id_maps, user_style, good_style = planted(noise=1.5)
+    cfg = dataclasses.replace(SMALL, model="pinsage", hard_negatives=True)
+    emb = embed(fit(data, id_maps, {}, cfg, progress=False), data, id_maps)
+    saved = set(map(tuple, data["user", "saves", "good"].edge_index.t().tolist()))
+    assert (good_style[top_picks(emb, saved, 10)] == user_style[:, None]).mean() >= 0.95

@@ -41,9 +41,7 @@ def _popularity_prior(train: TrainData) -> np.ndarray:
     return (pop / (pop.max() + 1.0)).astype(np.float32)
 
 
-def recent_popularity(
-    train: TrainData, half_life_days: float = 30.0, half_life_steps: float = 3.0
-) -> ScoreFn:
+def recent_popularity(train: TrainData, half_life_days: float = 30.0, half_life_steps: float = 3.0) -> ScoreFn:
     """Everyone gets the goods saved most in the recent past: each save before T weighs 0.5^(age / half-life).
 
     Ages in seconds use `half_life_days`; public sequences without clocks count age in steps back from each
@@ -113,9 +111,7 @@ def _spherical_kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: in
     return c[np.argsort(-sizes, kind="stable")]
 
 
-def multi_interest(
-    train: TrainData, max_interests: int = 4, saves_per_interest: int = 10, depth: int = 100
-) -> ScoreFn:
+def multi_interest(train: TrainData, max_interests: int = 4, saves_per_interest: int = 10, depth: int = 100) -> ScoreFn:
     """k-means over a user's CLIP vectors (up to `max_interests` centres, one per `saves_per_interest` saves),
     the nearest unsaved goods to each centre, interleaved round-robin (biggest cluster first).
 
@@ -144,9 +140,7 @@ def multi_interest(
         batch_saves = saves[users]
         per_row = np.diff(batch_saves.indptr)[owner]
         row_of = np.repeat(np.arange(len(owner)), per_row)
-        cols = np.concatenate(
-            [batch_saves.indices[batch_saves.indptr[o] : batch_saves.indptr[o + 1]] for o in owner]
-        )
+        cols = np.concatenate([batch_saves.indices[batch_saves.indptr[o] : batch_saves.indptr[o + 1]] for o in owner])
         sims[row_of, cols.astype(np.int64)] = -np.inf
         out = np.maximum.reduceat(sims, offsets[:-1], axis=0)
         d = min(depth, n_goods)

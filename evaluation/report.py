@@ -101,9 +101,7 @@ def _small_k_table(result: EvalResult) -> str:
     for row in result.rows:
         if not row.error:
             lines.append(
-                "| "
-                + " | ".join([row.name] + [_fmt(row.metrics.get(h.replace("@", "@"))) for h in head[1:]])
-                + " |"
+                "| " + " | ".join([row.name] + [_fmt(row.metrics.get(h.replace("@", "@"))) for h in head[1:]]) + " |"
             )
     return "\n".join(lines)
 
@@ -116,10 +114,7 @@ def _reading(result: EvalResult) -> list[str]:
     if not ok:
         return ["Every row failed; see the table."]
     best = max(ok, key=lambda r: r.metrics[key])
-    out = [
-        f"- Best at finding the goods people went on to save: **{best.name}** "
-        f"(recall@{k} {best.metrics[key]:.4f})."
-    ]
+    out = [f"- Best at finding the goods people went on to save: **{best.name}** (recall@{k} {best.metrics[key]:.4f})."]
     by = {r.name: r for r in ok}
     if "random" in by and "oracle" in by:
         lo, hi = by["random"].metrics[key], by["oracle"].metrics[key]

@@ -16,7 +16,7 @@ from typing import Any
 
 from evaluation import baselines as B
 from evaluation.evaluator import EvalResult, Recommender, evaluate
-from evaluation.models import GRAPH_MODELS, graph_model, public_lightgcn
+from evaluation.models import GRAPH_MODELS, gowalla_lightgcn_params, graph_filter, graph_model, public_lightgcn
 from evaluation.protocol import EvalSet, from_public
 from evaluation.report import flat_metrics, write_report
 from graphrec.config import Config
@@ -26,9 +26,7 @@ log = logging.getLogger(__name__)
 DATASETS = ("demo", "gowalla", "beauty")
 
 
-def load_database(
-    url: str, cfg: Config, split_at: str | None = None, test_share: float | None = None
-) -> EvalSet:
+def load_database(url: str, cfg: Config, split_at: str | None = None, test_share: float | None = None) -> EvalSet:
     """The Goodsend tables, read once, checked as `build-graph` checks them, split at T."""
     from etl.source import read_tables, read_truth
     from etl.validate import clean_tables
@@ -106,9 +104,12 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
             B.oracle(es.truth),
             "reference",
         )
+    available["gf_cf"] = graph_filter()
     if es.graph is not None:
         for kind in GRAPH_MODELS:
             available[kind] = graph_model(kind, es.graph, cfg.train, progress)
+    elif es.name == "gowalla":
+        available["lightgcn"] = public_lightgcn(gowalla_lightgcn_params(), early_stop=False, progress=progress)
     else:
         t = cfg.train
         params = LightGCNParams(
@@ -124,9 +125,7 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
         return list(available.values())
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ValueError(
-            f"model(s) {', '.join(unknown)} not available on {es.name}; available: {', '.join(available)}"
-        )
+        raise ValueError(f"model(s) {', '.join(unknown)} not available on {es.name}; available: {', '.join(available)}")
     return [available[n] for n in names]
 
 
@@ -170,9 +169,7 @@ def run_evaluation(
             rows = [r for r in rows if r.name in models]
             if not rows:
                 raise ValueError(f"none of the models {', '.join(models)} applies to {name}")
-        results.append(
-            evaluate(es, rows, cfg.evaluate.ks, batch_size=cfg.evaluate.batch_size, progress=progress)
-        )
+        results.append(evaluate(es, rows, cfg.evaluate.ks, batch_size=cfg.evaluate.batch_size, progress=progress))
     meta = {
         "run": run,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),

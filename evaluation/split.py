@@ -115,9 +115,7 @@ def split_tables(
     created_after[known] = goods.created_at[order][gpos[known]] > T
     new = ~is_candidate & created_after
     # Deduplicate the new-good saves per (user, good).
-    pairs = (
-        np.unique(np.stack([u[new], g_ids[new]], axis=1), axis=0) if new.any() else np.zeros((0, 2), np.int64)
-    )
+    pairs = np.unique(np.stack([u[new], g_ids[new]], axis=1), axis=0) if new.any() else np.zeros((0, 2), np.int64)
 
     users = np.flatnonzero(np.diff(test_all.indptr) > 0).astype(np.int64)
     row_of_user = np.full(n_users, -1, dtype=np.int64)
@@ -127,9 +125,7 @@ def split_tables(
     soft_goods = order[_lookup(np.sort(goods.id), pairs[in_eval, 1])] if len(pairs) else np.zeros(0, np.int64)
     soft_vecs = goods.embedding[soft_goods].astype(np.float32)
     domain_index = {name: i for i, name in enumerate(id_maps.domain_names.tolist())}
-    soft_domain = np.array(
-        [domain_index.get(d, -1) for d in goods.domain[soft_goods].tolist()], dtype=np.int64
-    )
+    soft_domain = np.array([domain_index.get(d, -1) for d in goods.domain[soft_goods].tolist()], dtype=np.int64)
 
     n_hard = int(test_all.nnz)
     n_new = len(pairs)

@@ -76,8 +76,7 @@ def test_changing_saves_after_T_moves_nothing_but_the_test_set(demo_url: str) ->
     with db.connect(demo_url) as conn:
         # Move, redirect and delete saves after T; add one for every evaluated user.
         conn.execute(
-            "UPDATE saves SET good_id = good_id %% 500 + 1 WHERE saved_at > to_timestamp(%s) "
-            "AND user_id %% 3 = 0",
+            "UPDATE saves SET good_id = good_id %% 500 + 1 WHERE saved_at > to_timestamp(%s) AND user_id %% 3 = 0",
             (T,),
         )
         conn.execute("DELETE FROM saves WHERE saved_at > to_timestamp(%s) AND user_id %% 3 = 1", (T,))

@@ -19,15 +19,30 @@ def test_evaluate_writes_report_and_records_run(migrated_url: str, artifacts: Pa
     out = artifacts / "report"
     r = runner.invoke(
         cli,
-        ["--set", "graph.min_goods=5", "evaluate", "--models", "random,popularity,mean_clip,oracle",
-         "--test-share", "0.2", "--out", str(out)],
+        [
+            "--set",
+            "graph.min_goods=5",
+            "evaluate",
+            "--models",
+            "random,popularity,mean_clip,oracle",
+            "--test-share",
+            "0.2",
+            "--out",
+            str(out),
+        ],
         env=env,
         catch_exceptions=False,
     )
     assert r.exit_code == 0, r.output
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "metrics.json", "demo_metrics_by_model.png", "demo_recall_curve.png",
-            "demo_pick_popularity.png", "demo_domains_per_list.png"} <= names
+    assert {
+        "report.md",
+        "metrics.json",
+        "demo_metrics_by_model.png",
+        "demo_recall_curve.png",
+        "demo_pick_popularity.png",
+        "demo_domains_per_list.png",
+    } <= names
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()

@@ -37,13 +37,17 @@ def recent_saves_by_user(
 
 
 def popular_goods(
-    good_idx: np.ndarray, saved_at: np.ndarray, since: int, limit: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(good_idx, save count) of the `limit` goods saved most often since `since`, most saved first."""
-    keep = (good_idx >= 0) & (saved_at >= since)
-    goods, counts = np.unique(good_idx[keep], return_counts=True)
-    order = np.lexsort((goods, -counts))[:limit]
-    return goods[order], counts[order]
+    n_goods: int, good_idx: np.ndarray, saved_at: np.ndarray, since: int, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `limit` goods saved most often since `since`; then, so that a quiet week still fills every
+    list, the most saved of all time, then the newest (highest good_idx, as ids grow with time).
+
+    Returns (good_idx, saves since `since`, saves of all time), most popular first."""
+    ok = good_idx >= 0
+    total = np.bincount(good_idx[ok], minlength=n_goods)
+    recent = np.bincount(good_idx[ok & (saved_at >= since)], minlength=n_goods)
+    order = np.lexsort((-np.arange(n_goods), -total, -recent))[:limit]
+    return order.astype(np.int64), recent[order], total[order]
 
 
 def fill(
@@ -100,9 +104,7 @@ def fill(
     return Filled(picks=out, source=source, via_user=via)
 
 
-def _followee_offers(
-    user: int, follows: sp.csr_matrix, recent_saves: sp.csr_matrix
-) -> list[tuple[int, int, int]]:
+def _followee_offers(user: int, follows: sp.csr_matrix, recent_saves: sp.csr_matrix) -> list[tuple[int, int, int]]:
     """(good_idx, FOLLOWEE, followee user_idx) of the user's followees' recent saves, newest first."""
     if user >= follows.shape[0]:
         return []

@@ -31,7 +31,7 @@ class Picks:
     via_user: np.ndarray  # int64 [n, k] followee user_idx of FOLLOWEE picks
     anchor: np.ndarray  # int64 [n, k] good_idx of the saved good a MODEL pick is closest to, -1 when none
     cosine: np.ndarray  # float32 [n, k]
-    popular_saves: dict[int, int]  # good_idx -> recent saves, for POPULAR picks
+    popular_saves: dict[int, tuple[int, int]]  # good_idx -> (recent, all-time) saves, for POPULAR picks
     eligible: int  # eligible users asked for (served or not)
     unknown_users: int  # served users the model has no vector for (all fallbacks)
     unknown_goods: int  # goods the model cannot score (new goods for a transductive model)
@@ -116,7 +116,8 @@ def make_picks(
         follows = pair_matrix(
             rows.num_users, rows.num_users, rows.user_idx(rows.follower), rows.user_idx(rows.followee)
         )
-        pop, pop_counts = fallback.popular_goods(
+        pop, pop_recent, pop_total = fallback.popular_goods(
+            rows.num_goods,
             save_g,
             rows.save_time,
             since_popular,
@@ -136,12 +137,8 @@ def make_picks(
         )
 
     with stages.stage("reasons"):
-        newest_first = reasons.order_rows_newest_first(
-            rows.num_users, rows.num_goods, save_u, save_g, rows.save_time
-        )
-        anchor, cosine = reasons.anchors(
-            users, filled.picks, filled.source, newest_first, vec_row, emb.good_vecs
-        )
+        newest_first = reasons.order_rows_newest_first(rows.num_users, rows.num_goods, save_u, save_g, rows.save_time)
+        anchor, cosine = reasons.anchors(users, filled.picks, filled.source, newest_first, vec_row, emb.good_vecs)
         scores = _scores(emb, users, filled.picks, user_row, vec_row)
 
     unknown_goods = int(rows.num_goods - (vec_row >= 0).sum())
@@ -153,7 +150,7 @@ def make_picks(
         via_user=filled.via_user,
         anchor=anchor,
         cosine=cosine,
-        popular_saves=dict(zip(pop.tolist(), pop_counts.tolist(), strict=True)),
+        popular_saves=dict(zip(pop.tolist(), zip(pop_recent.tolist(), pop_total.tolist(), strict=True), strict=True)),
         eligible=len(eligible) if users is eligible else int(np.isin(users, eligible).sum()),
         unknown_users=int((user_row[users] < 0).sum()),
         unknown_goods=unknown_goods,

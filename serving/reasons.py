@@ -42,7 +42,8 @@ class Reason:
     followee_id: int | None = None
     domain: str | None = None
     similarity: float | None = None
-    saves: int | None = None  # recent saves of a popular pick
+    saves: int | None = None  # saves of a popular pick in the last `popular_days` days
+    saves_all_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,13 +120,14 @@ def explain(
     followee_id: int | None,
     pick_domain: str | None,
     user_domains: set[str],
-    popular_saves: int | None,
+    popular_saves: tuple[int, int] | None,
 ) -> Reason:
     """The structured reason of one pick (database ids)."""
     if source == FOLLOWEE:
         return Reason(FOLLOWEE_KIND, followee_id=followee_id)
     if source == POPULAR:
-        return Reason(POPULAR_KIND, saves=popular_saves)
+        recent, total = popular_saves or (0, 0)
+        return Reason(POPULAR_KIND, saves=recent, saves_all_time=total)
     if anchor_good_id is not None:
         kind = COLLECTION if collection_id is not None else GOOD
         return Reason(kind, good_id=anchor_good_id, collection_id=collection_id, similarity=round(cosine, 4))
@@ -143,8 +145,7 @@ def render(reason: Reason, labels: Labels, popular_days: int) -> tuple[str, str]
         words = f"because you saved {title}"
         if reason.kind == COLLECTION:
             ctitle = (
-                labels.collection_titles.get(reason.collection_id or -1, "")
-                or f"collection {reason.collection_id}"
+                labels.collection_titles.get(reason.collection_id or -1, "") or f"collection {reason.collection_id}"
             )
             detail.update(collection_id=reason.collection_id, collection_title=ctitle)
             words += f" in {ctitle}"
@@ -156,8 +157,13 @@ def render(reason: Reason, labels: Labels, popular_days: int) -> tuple[str, str]
         detail.update(domain=reason.domain)
         words = f"because you save from {reason.domain}"
     elif reason.kind == POPULAR_KIND:
-        detail.update(saves=reason.saves, days=popular_days)
-        words = f"popular on Goodsend: saved {reason.saves} times in the last {popular_days} days"
+        detail.update(saves=reason.saves, days=popular_days, saves_all_time=reason.saves_all_time)
+        if reason.saves:
+            words = f"popular on Goodsend: saved {reason.saves} times in the last {popular_days} days"
+        elif reason.saves_all_time:
+            words = f"popular on Goodsend: saved {reason.saves_all_time} times"
+        else:
+            words = "new on Goodsend"
     else:
         words = "picked for you"
     return words, _JSON.encode(detail)

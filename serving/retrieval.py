@@ -93,6 +93,8 @@ def retrieve(
     """
     q = np.ascontiguousarray(queries, dtype=np.float32)
     n = q.shape[0]
+    if q.ndim != 2 or q.shape[1] != index.vecs.shape[1]:
+        raise ValueError(f"user vectors have shape {q.shape} but good vectors dimension {index.vecs.shape[1]}")
     cands = np.full((n, n_candidates), -1, dtype=np.int64)
     scores = np.full((n, n_candidates), -np.inf, dtype=np.float32)
     if n == 0 or index.size == 0 or n_candidates == 0:
@@ -158,9 +160,7 @@ def _is_excluded(exclude: sp.csr_matrix, good: np.ndarray) -> np.ndarray:
     coo = exclude.tocoo()
     n_goods = np.int64(exclude.shape[1]) + 1
     excluded_keys = np.unique(coo.row.astype(np.int64) * n_goods + coo.col)
-    keys = np.arange(good.shape[0], dtype=np.int64)[:, None] * n_goods + np.where(
-        good >= 0, good, n_goods - 1
-    )
+    keys = np.arange(good.shape[0], dtype=np.int64)[:, None] * n_goods + np.where(good >= 0, good, n_goods - 1)
     return np.isin(keys, excluded_keys)
 
 

@@ -66,9 +66,7 @@ def pair_matrix(n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray) ->
 
 def saved_matrix(rows: ServingRows) -> sp.csr_matrix:
     """bool csr [U, G]: the goods (not deleted) each user saved."""
-    return pair_matrix(
-        rows.num_users, rows.num_goods, rows.user_idx(rows.save_user), rows.good_idx(rows.save_good)
-    )
+    return pair_matrix(rows.num_users, rows.num_goods, rows.user_idx(rows.save_user), rows.good_idx(rows.save_good))
 
 
 def exclusion_matrix(rows: ServingRows) -> sp.csr_matrix:

@@ -60,9 +60,7 @@ def job_lock(url: str, job: str) -> Iterator[Conn]:
                 "WHERE l.locktype = 'advisory' AND l.objid = %(k)s AND l.granted",
                 {"k": LOCK_KEYS[job] & 0xFFFFFFFF},
             ).fetchone()
-            who = (
-                f" (backend pid {holder['pid']}, {holder['application_name'] or 'no name'})" if holder else ""
-            )
+            who = f" (backend pid {holder['pid']}, {holder['application_name'] or 'no name'})" if holder else ""
             raise JobLocked(f"another graphrec {job} is running{who}; this one exits without doing anything")
         yield conn
     finally:
@@ -77,9 +75,7 @@ def set_activity(conn: Conn, text: str) -> None:
 # --- reading --------------------------------------------------------------------------------------------
 
 
-def _copy_int64(
-    conn: Conn, query: str, ncols: int, params: dict[str, Any] | None = None
-) -> np.ndarray:
+def _copy_int64(conn: Conn, query: str, ncols: int, params: dict[str, Any] | None = None) -> np.ndarray:
     """Run `query` (every column bigint NOT NULL) through binary COPY; int64 [rows, ncols]."""
     with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy:
         buf = b"".join(bytes(chunk) for chunk in copy)
@@ -112,8 +108,7 @@ def read_rows(
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         now = conn.execute("SELECT extract(epoch FROM now())::bigint AS t").fetchone()
         domains = conn.execute(
-            "SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL "
-            "ORDER BY domain"
+            "SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL ORDER BY domain"
         ).fetchall()
         goods = _copy_int64(
             conn,
@@ -156,8 +151,7 @@ def read_rows(
             conn,
             "SELECT p.user_id, p.good_id FROM graphrec_picks p JOIN graphrec_runs r ON r.id = p.run_id "
             "WHERE r.kind = 'recommend' AND r.status = 'succeeded' "
-            "AND r.started_at >= now() - make_interval(days => %(days)s) "
-            + user_filter.format(col="p.user_id"),
+            "AND r.started_at >= now() - make_interval(days => %(days)s) " + user_filter.format(col="p.user_id"),
             2,
             p,
         )
@@ -181,19 +175,13 @@ def read_rows(
     )
 
 
-def read_labels(
-    conn: Conn, good_ids: np.ndarray, collection_ids: np.ndarray, user_ids: np.ndarray
-) -> Labels:
+def read_labels(conn: Conn, good_ids: np.ndarray, collection_ids: np.ndarray, user_ids: np.ndarray) -> Labels:
     """Titles and names the reasons' words need."""
-    goods = conn.execute(
-        "SELECT id, title FROM goods WHERE id = ANY(%(ids)s)", {"ids": good_ids.tolist()}
-    ).fetchall()
+    goods = conn.execute("SELECT id, title FROM goods WHERE id = ANY(%(ids)s)", {"ids": good_ids.tolist()}).fetchall()
     colls = conn.execute(
         "SELECT id, title FROM collections WHERE id = ANY(%(ids)s)", {"ids": collection_ids.tolist()}
     ).fetchall()
-    users = conn.execute(
-        "SELECT id, name FROM users WHERE id = ANY(%(ids)s)", {"ids": user_ids.tolist()}
-    ).fetchall()
+    users = conn.execute("SELECT id, name FROM users WHERE id = ANY(%(ids)s)", {"ids": user_ids.tolist()}).fetchall()
     return Labels(
         good_titles={r["id"]: r["title"] for r in goods},
         collection_titles={r["id"]: r["title"] for r in colls},
@@ -341,9 +329,7 @@ def record_run(
 
 
 def current_run(conn: Conn) -> RunInfo | None:
-    row = conn.execute(
-        "SELECT r.* FROM graphrec_current c JOIN graphrec_runs r ON r.id = c.run_id"
-    ).fetchone()
+    row = conn.execute("SELECT r.* FROM graphrec_current c JOIN graphrec_runs r ON r.id = c.run_id").fetchone()
     return RunInfo(**row, current=True) if row else None
 
 
@@ -370,9 +356,7 @@ def rollback(conn: Conn, run_id: int | None = None) -> tuple[int | None, int]:
                 {"cur": previous},
             ).fetchone()
             if not row:
-                raise LookupError(
-                    f"no earlier recommend run with picks to roll back to (current: {previous})"
-                )
+                raise LookupError(f"no earlier recommend run with picks to roll back to (current: {previous})")
             run_id = int(row["id"])
         else:
             row = conn.execute(
@@ -400,9 +384,7 @@ def replace_user_picks(conn: Conn, picks: PickRows, user_id: int) -> int:
         if not cur or cur["run_id"] is None:
             raise LookupError("no current run: run `graphrec recommend` first")
         run_id = int(cur["run_id"])
-        conn.execute(
-            "DELETE FROM graphrec_picks WHERE run_id = %(r)s AND user_id = %(u)s", {"r": run_id, "u": user_id}
-        )
+        conn.execute("DELETE FROM graphrec_picks WHERE run_id = %(r)s AND user_id = %(u)s", {"r": run_id, "u": user_id})
         with (
             conn.cursor() as c,
             c.copy(f"COPY graphrec_picks (run_id, {', '.join(_COLUMNS)}) FROM STDIN") as copy,

@@ -64,9 +64,7 @@ def test_off_without_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not alerts.enabled() and alerts.send("hello") is False
 
 
-def test_finished_job_sends_summary(
-    telegram: FakeTelegram, migrated_url: str, artifacts: Path, tmp_path: Path
-) -> None:
+def test_finished_job_sends_summary(telegram: FakeTelegram, migrated_url: str, artifacts: Path, tmp_path: Path) -> None:
     world = build_world(migrated_url)
     emb_file = tmp_path / "emb.npz"
     world.emb.save(emb_file)
@@ -101,14 +99,12 @@ def test_failed_job_names_the_stage_and_keeps_serving(
     )
     bad_file = tmp_path / "bad.npz"
     bad.save(bad_file)
-    with pytest.raises(AssertionError):  # FAISS's own dimension check
+    with pytest.raises(ValueError, match="good vectors dimension 8"):
         pipeline.recommend(cfg, migrated_url, embeddings_path=bad_file)
     text = telegram.messages[-1][1]["text"]
     assert "graphrec recommend FAILED" in text and "at stage retrieve" in text
     with db.connect(migrated_url) as conn:
-        runs = conn.execute(
-            "SELECT id, status, metrics, model_version FROM graphrec_runs ORDER BY id"
-        ).fetchall()
+        runs = conn.execute("SELECT id, status, metrics, model_version FROM graphrec_runs ORDER BY id").fetchall()
         current = conn.execute("SELECT run_id FROM graphrec_current").fetchone()["run_id"]
     assert [r["status"] for r in runs] == ["succeeded", "failed"]
     assert runs[1]["metrics"]["stage"] == "retrieve" and runs[1]["model_version"] == "v-bad"

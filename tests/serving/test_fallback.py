@@ -8,9 +8,7 @@ import scipy.sparse as sp
 from serving import fallback
 
 
-def _csr(
-    n_rows: int, n_cols: int, pairs: list[tuple[int, int]], data: list[int] | None = None
-) -> sp.csr_matrix:
+def _csr(n_rows: int, n_cols: int, pairs: list[tuple[int, int]], data: list[int] | None = None) -> sp.csr_matrix:
     r, c = zip(*pairs, strict=True) if pairs else ((), ())
     return sp.csr_matrix((data or [1] * len(pairs), (r, c)), shape=(n_rows, n_cols))
 
@@ -26,10 +24,7 @@ def test_fill_order_exclusions_and_sources() -> None:
         np.array([0]), model, 6, 5, exclude, follows, recent, np.array([6, 7, 8, 9, 0, 1, 2]), domains, 2
     )
     assert out.picks[0].tolist() == [7, 5, 4, 8, 9, 0]
-    assert (
-        out.source[0].tolist()
-        == [fallback.MODEL, fallback.FOLLOWEE, fallback.FOLLOWEE] + [fallback.POPULAR] * 3
-    )
+    assert out.source[0].tolist() == [fallback.MODEL, fallback.FOLLOWEE, fallback.FOLLOWEE] + [fallback.POPULAR] * 3
     assert out.via_user[0].tolist() == [-1, 1, 1, -1, -1, -1]
     per_domain = np.bincount(domains[out.picks[0]])
     assert per_domain.max() <= 2
@@ -60,5 +55,7 @@ def test_recent_saves_keep_the_newest_time_and_popular_counts() -> None:
     t = np.array([100, 300, 200, 50, 150])
     m = fallback.recent_saves_by_user(2, 5, u, g, t, since=100)
     assert m[0, 3] == 300 - 100 + 1 and m[1, 4] == 0 and m[1, 2] == 150 - 100 + 1
-    goods, counts = fallback.popular_goods(g, t, since=100, limit=2)
-    assert goods.tolist() == [3, 2] and counts.tolist() == [3, 1]
+    goods, recent, total = fallback.popular_goods(5, g, t, since=100, limit=5)
+    # Recent saves first (good 4's only save is older), then all-time saves, then the newest goods.
+    assert goods.tolist() == [3, 2, 4, 1, 0]
+    assert recent.tolist() == [3, 1, 0, 0, 0] and total.tolist() == [3, 1, 1, 0, 0]

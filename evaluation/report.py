@@ -193,24 +193,19 @@ def _plots(result: EvalResult, out: Path, prefix: str) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    bins = np.unique(np.concatenate([[0], np.logspace(0, np.log10(result.catalog_popularity.max() + 2), 30)]))
-    ax.hist(
-        result.catalog_popularity + 0.5,
-        bins=bins + 0.5,
-        density=True,
-        histtype="stepfilled",
-        alpha=0.3,
-        label="catalog",
-        color="grey",
-    )
+
+    def ecdf(values: np.ndarray, **kw: Any) -> None:
+        v = np.sort(values)
+        ax.step(v + 1, np.arange(1, len(v) + 1) / len(v), where="post", **kw)
+
+    ecdf(result.catalog_popularity, label="catalog (all candidates)", color="black", linewidth=2.5, alpha=0.4)
     for r in ok:
         if len(r.pick_popularity):
-            ax.hist(r.pick_popularity + 0.5, bins=bins + 0.5, density=True, histtype="step", label=r.name)
+            ecdf(r.pick_popularity, label=r.name)
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("saves before the split (popularity)")
-    ax.set_ylabel("density")
-    ax.set_title(f"{result.eval_set.name}: popularity of picks vs catalog")
+    ax.set_xlabel("saves before the split + 1 (popularity)")
+    ax.set_ylabel("share of picks at or below")
+    ax.set_title(f"{result.eval_set.name}: popularity of top-{max(result.ks)} picks vs the catalog")
     ax.legend(fontsize=8)
     fig.tight_layout()
     written.append(f"{prefix}pick_popularity.png")

@@ -114,7 +114,7 @@ def precision_at_k(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarra
 
 def hit_rate_at_k(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
     """1 when any of the top k is relevant."""
-    return _hits(picks, truth, k).any(axis=1).astype(np.float64)
+    return np.asarray(_hits(picks, truth, k).any(axis=1), dtype=np.float64)
 
 
 def ndcg_at_k(picks: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:

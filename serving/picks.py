@@ -34,7 +34,7 @@ class Picks:
     popular_saves: dict[int, tuple[int, int]]  # good_idx -> (recent, all-time) saves, for POPULAR picks
     eligible: int  # eligible users asked for (served or not)
     unknown_users: int  # served users the model has no vector for (all fallbacks)
-    unknown_goods: int  # goods the model cannot score (new goods for a transductive model)
+    unknown_goods: int  # goods without a vector (new since training, for a transductive model)
 
     def counts(self, min_picks: int, num_goods: int) -> dict[str, float]:
         per_user = (self.picks >= 0).sum(axis=1)
@@ -48,7 +48,7 @@ class Picks:
             "fallback_picks": int(fb.sum()),
             "users_with_fallbacks": int(fb.any(axis=1).sum()),
             "users_unknown_to_model": self.unknown_users,
-            "goods_unknown_to_model": self.unknown_goods,
+            "goods_without_vector": self.unknown_goods,
             "coverage": round(len(np.unique(picked)) / max(num_goods, 1), 4),
         }
 
@@ -72,7 +72,9 @@ def make_picks(
         # Embedding rows -> serving index spaces (goods deleted since embedding have no good_idx).
         emb_good = rows.good_idx(emb.good_ids)
         vec_row = np.full(rows.num_goods, -1, dtype=np.int64)
-        usable = (emb_good >= 0) & np.asarray(emb.good_known, dtype=bool)
+        # A good is scorable when it has a vector: goods unknown to a transductive model (LightGCN) are zero
+        # rows; goods an inductive model (PinSage-lite) embedded after training are real vectors and count.
+        usable = (emb_good >= 0) & np.any(emb.good_vecs != 0, axis=1)
         vec_row[emb_good[usable]] = np.flatnonzero(usable)
         user_row = np.full(rows.num_users, -1, dtype=np.int64)
         emb_user = rows.user_idx(emb.user_ids)

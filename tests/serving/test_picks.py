@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -61,10 +62,7 @@ def test_reasons_name_the_closest_saved_good_and_its_collection(world: World) ->
         d = json.loads(pr.reason_detail[i])
         assert d["good_id"] in world.saves[1]
         if d["good_id"] in world.summer:
-            assert (
-                d["kind"] == "collection"
-                and pr.reason[i] == f"because you saved good {d['good_id']} in Summer"
-            )
+            assert d["kind"] == "collection" and pr.reason[i] == f"because you saved good {d['good_id']} in Summer"
         else:
             assert d["kind"] == "good" and pr.reason[i] == f"because you saved good {d['good_id']}"
 
@@ -81,9 +79,23 @@ def test_collection_goods_are_excluded_and_picks_do_not_repeat(world: World) -> 
     _publish(world, first)
     _, second = _run(world, cfg)
     for u in range(1, 21):
-        assert not set(first.good_id[first.user_id == u].tolist()) & set(
-            second.good_id[second.user_id == u].tolist()
-        )
+        assert not set(first.good_id[first.user_id == u].tolist()) & set(second.good_id[second.user_id == u].tolist())
     # With the repeat filter off, the same (deterministic) picks come back.
     _, again = _run(world, RecommendConfig(picks_per_user=10, repeat_days=0))
     assert again.good_id[again.user_id == 3].tolist() == first.good_id[first.user_id == 3].tolist()
+
+
+def test_inductive_goods_count_and_zero_rows_are_never_model_picks(world: World) -> None:
+    # Goods 60..100 are new since training but embedded inductively (real vectors, good_known False);
+    # goods 1..40 are unknown to a transductive model (zero rows).
+    known = world.emb.good_known.copy()
+    vecs = world.emb.good_vecs.copy()
+    known[59:100] = False
+    known[:40] = False
+    vecs[:40] = 0
+    world.emb = dataclasses.replace(world.emb, good_known=known, good_vecs=vecs)
+    p, pr = _run(world, RecommendConfig(picks_per_user=10))
+    model = ~pr.is_fallback
+    assert set(pr.good_id[model].tolist()) & set(range(60, 101)), "inductive goods are picked"
+    assert not set(pr.good_id[model].tolist()) & set(range(1, 41)), "zero rows are never model picks"
+    assert p.counts(5, 199)["goods_without_vector"] == 40

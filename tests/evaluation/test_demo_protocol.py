@@ -106,3 +106,16 @@ def test_changing_saves_after_T_moves_nothing_but_the_test_set(demo_url: str) ->
         pa = topk(fa, users, 20, exclude=before.train.saves)
         pb = topk(fb, users, 20, exclude=after.train.saves)
         np.testing.assert_array_equal(pa, pb, err_msg=name)
+
+
+def test_split_time_from_a_share_or_a_date() -> None:
+    from evaluation.split import split_time
+
+    times = np.arange(1, 11) * 100
+    assert split_time(times, "", 0.2) == 800  # the saves at 900 and 1000 are the newest 20%
+    assert split_time(times, "", 0.05) == 900  # at least one save is held out
+    assert split_time(times, "1970-01-01T00:05:00", 0.5) == 300
+    with pytest.raises(ValueError, match="not an ISO date"):
+        split_time(times, "last tuesday")
+    with pytest.raises(ValueError, match="test_share"):
+        split_time(times, "", 1.5)

@@ -46,13 +46,16 @@ def to_json(results: list[EvalResult], meta: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def flat_metrics(results: list[EvalResult]) -> dict[str, float]:
-    """`<dataset>_<row>_<metric>` -> value, the shape benchmarks print and graphrec_runs stores."""
-    out: dict[str, float] = {}
+def flat_metrics(results: list[EvalResult]) -> dict[str, float | None]:
+    """`<dataset>_<row>_<metric>` -> value, the shape benchmarks print and graphrec_runs stores.
+
+    Undefined figures (NaN: e.g. no list with two picks to measure diversity) become None: jsonb has no NaN.
+    """
+    out: dict[str, float | None] = {}
     for r in results:
         for row in r.rows:
             for key, value in row.metrics.items():
-                out[f"{r.eval_set.name}_{row.name}_{key}"] = value
+                out[f"{r.eval_set.name}_{row.name}_{key}"] = value if math.isfinite(value) else None
             out[f"{r.eval_set.name}_{row.name}_fit_s"] = row.fit_s
             out[f"{r.eval_set.name}_{row.name}_score_s"] = row.score_s
     return out

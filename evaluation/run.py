@@ -133,7 +133,7 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
 class EvaluationRun:
     out: Path
     results: list[EvalResult]
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     counts: dict[str, Any]
     seconds: float
 

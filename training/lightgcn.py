@@ -276,6 +276,8 @@ def train_lightgcn(
             raise ValueError("edge_weight must be finite, positive and one per edge")
 
     start = time.perf_counter()
+    # Softmax scores are cosines; BPR scores are raw inner products.
+    cosine = params.loss == "softmax" and params.normalize
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     model = LightGCN(num_users + num_goods, params.embedding_dim, params.num_layers)
@@ -332,7 +334,7 @@ def train_lightgcn(
         if validate is not None and (epoch % params.validate_every == 0 or out_of_time):
             model.eval()
             with torch.no_grad():
-                users_v, goods_v = _split_vectors(propagate(model, adj), num_users, params.normalize)
+                users_v, goods_v = _split_vectors(propagate(model, adj), num_users, cosine)
             val = float(validate(users_v, goods_v))
             record["val"] = val
             if best_val is None or val > best_val:
@@ -361,7 +363,7 @@ def train_lightgcn(
         model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
-        user_vecs, good_vecs = _split_vectors(propagate(model, adj), num_users, params.normalize)
+        user_vecs, good_vecs = _split_vectors(propagate(model, adj), num_users, cosine)
     return LightGCNResult(
         model=model,
         user_vecs=user_vecs,

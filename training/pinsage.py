@@ -68,10 +68,7 @@ class PinSageLite(torch.nn.Module):
         )
         self.convs = torch.nn.ModuleList(
             HeteroConv(
-                {
-                    e: SAGEConv((embedding_dim, embedding_dim), embedding_dim, aggr="mean")
-                    for e in self.edge_types
-                },
+                {e: SAGEConv((embedding_dim, embedding_dim), embedding_dim, aggr="mean") for e in self.edge_types},
                 aggr="sum",
             )
             for _ in range(num_layers)
@@ -86,8 +83,10 @@ class PinSageLite(torch.nn.Module):
         for p in self.type_bias.values():
             torch.nn.init.zeros_(p)
         for conv in self.convs:
+            assert isinstance(conv, HeteroConv)
             conv.reset_parameters()
         for lin in self.out.values():
+            assert isinstance(lin, torch.nn.Linear)
             lin.reset_parameters()
 
     def args(self) -> dict:
@@ -123,9 +122,7 @@ class PinSageLite(torch.nn.Module):
         return {t: F.normalize(self.out[t](h[t]), dim=-1) for t in self.out if t in h}
 
 
-def recency_weights(
-    owner: np.ndarray, time: np.ndarray, num_owners: int, half_life_days: float
-) -> np.ndarray:
+def recency_weights(owner: np.ndarray, time: np.ndarray, num_owners: int, half_life_days: float) -> np.ndarray:
     """Weight of each edge of an owner (e.g. each save of a user) by age relative to the owner's newest.
 
     owner: int64 [E] owner index, time: int64 [E] unix seconds. Returns float64 [E] in (0, 1]:
@@ -172,9 +169,7 @@ def node_features(data: HeteroData, half_life_days: float) -> dict[str, Tensor]:
         n = data["domain"].num_nodes
         dom = data["good"].domain.numpy() if "domain" in data["good"] else np.full(x.size(0), -1)
         known = dom >= 0
-        sums, totals = weighted_mean_features(
-            dom[known], np.nonzero(known)[0], np.ones(int(known.sum())), n, x
-        )
+        sums, totals = weighted_mean_features(dom[known], np.nonzero(known)[0], np.ones(int(known.sum())), n, x)
         feats["domain"] = as_mean(sums, totals)
     return feats
 

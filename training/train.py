@@ -532,10 +532,10 @@ def _fit_pinsage(
     assert best_state is not None
     model.load_state_dict(best_state)
     users_v, goods_v = pinsage_vectors(model, g, cfg.recency_half_life_days)
-    val = validation_metrics(users_v, goods_v, split)
+    figures = validation_metrics(users_v, goods_v, split)
     args = model.args()
     args["recency_half_life_days"] = cfg.recency_half_life_days
-    return best_state, args, history, val
+    return best_state, args, history, figures
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------

@@ -174,11 +174,7 @@ def index_recall(
 ) -> float:
     """Mean recall@k of the IVF index against exact inner-product search, over the query vectors."""
     ids = np.arange(len(good_vecs), dtype=np.int64)
-    exact = build_index(good_vecs, ids, "flat")
-    approx = build_index(good_vecs, ids, "ivf", nlist=nlist, nprobe=nprobe, seed=seed)
-    q = np.ascontiguousarray(queries, dtype=np.float32)
-    assert exact.index is not None and approx.index is not None
-    _, truth = exact.index.search(q, k)
-    _, got = approx.index.search(q, k)
+    truth, _ = retrieve(build_index(good_vecs, ids, "exact"), queries, None, k)
+    got, _ = retrieve(build_index(good_vecs, ids, "ivf", nlist=nlist, nprobe=nprobe, seed=seed), queries, None, k)
     hits = [len(np.intersect1d(t[t >= 0], g[g >= 0])) for t, g in zip(truth, got, strict=True)]
     return float(np.mean(hits) / k) if len(hits) else float("nan")

@@ -170,10 +170,7 @@ end
 
 def load_wrk(port: int, path: str, seconds: float, connections: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(
-            WRK_SCRIPT
-            % {"seed": random.randrange(1 << 30), "path": path.replace("{id}", "%d"), "users": USERS}
-        )
+        f.write(WRK_SCRIPT % {"seed": random.randrange(1 << 30), "path": path.replace("{id}", "%d"), "users": USERS})
     try:
         out = subprocess.run(
             [
@@ -203,6 +200,8 @@ def load_wrk(port: int, path: str, seconds: float, connections: int) -> dict[str
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    if errors:
+        print(f"wrk {path}: {non2xx.group(0) if non2xx else ''} {sock.group(0) if sock else ''}".strip())
     return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "errors": errors, "requests": requests}
 
 
@@ -306,9 +305,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32)))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", cfg.workers)))
     parser.add_argument("--pool-max", type=int, default=cfg.pool_max)
-    parser.add_argument(
-        "--tool", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
-    )
+    parser.add_argument("--tool", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     args = parser.parse_args()
 
     figures: dict[str, float | int | str] = {
@@ -320,9 +317,7 @@ def main() -> None:
     with fresh_database() as url, tempfile.TemporaryDirectory() as artifacts:
         t0 = time.perf_counter()
         seed(url)
-        print(
-            f"seeded {USERS} users, {GOODS} goods, {USERS * PICKS} picks in {time.perf_counter() - t0:.1f} s"
-        )
+        print(f"seeded {USERS} users, {GOODS} goods, {USERS * PICKS} picks in {time.perf_counter() - t0:.1f} s")
         port = free_port()
         server = start_server(url, artifacts, port, args.workers, args.pool_max)
         try:

@@ -222,9 +222,7 @@ class RunIndex:
             return []
         scores, pos = self.goods.search(vec, min(k + 1, self.goods.ntotal))
         ids = self.embeddings.good_ids[self.good_rows[pos[0][pos[0] >= 0]]]
-        out = [
-            (int(g), float(s)) for g, s in zip(ids.tolist(), scores[0].tolist(), strict=False) if g != good_id
-        ]
+        out = [(int(g), float(s)) for g, s in zip(ids.tolist(), scores[0].tolist(), strict=False) if g != good_id]
         return out[:k]
 
     def audience(self, good_id: int, k: int, exclude: set[int]) -> list[tuple[int, float]]:
@@ -234,11 +232,7 @@ class RunIndex:
             return []
         scores, pos = self.users.search(vec, min(k + len(exclude), self.users.ntotal))
         ids = self.embeddings.user_ids[pos[0][pos[0] >= 0]]
-        out = [
-            (int(u), float(s))
-            for u, s in zip(ids.tolist(), scores[0].tolist(), strict=False)
-            if u not in exclude
-        ]
+        out = [(int(u), float(s)) for u, s in zip(ids.tolist(), scores[0].tolist(), strict=False) if u not in exclude]
         return out[:k]
 
 
@@ -398,9 +392,7 @@ def create_app(
     @app.exception_handler(psycopg.InterfaceError)
     @app.exception_handler(PoolTimeout)
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning(
-            "database unavailable on %s: %s", request.url.path, str(exc).splitlines()[0] if str(exc) else exc
-        )
+        log.warning("database unavailable on %s: %s", request.url.path, str(exc).splitlines()[0] if str(exc) else exc)
         return _error(503, "database_unavailable", DATABASE_DOWN)
 
     @app.exception_handler(Unavailable)
@@ -434,9 +426,7 @@ def create_app(
             raise Unavailable("no recommend run is current yet; run `graphrec recommend`")
         index = await runs.get(run_id)
         if index.good_vector(good_id) is None:
-            raise HTTPException(
-                404, f"good {good_id} has no embedding in run {run_id} (added since, or unseen)"
-            )
+            raise HTTPException(404, f"good {good_id} has no embedding in run {run_id} (added since, or unseen)")
         return index
 
     @app.get("/v1/goods/{good_id}/similar", response_model=Similar, responses=ERRORS)

@@ -218,9 +218,7 @@ def install(app: FastAPI, pool: AsyncConnectionPool, token: str | None, *, min_g
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
             resp = RedirectResponse(target, status_code=303)
-            resp.set_cookie(
-                COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
-            )
+            resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
             return resp
         auth = request.headers.get("authorization", "")
         candidates = [
@@ -344,9 +342,7 @@ def install(app: FastAPI, pool: AsyncConnectionPool, token: str | None, *, min_g
 
         saves = await fetch(RECENT_SAVES_SQL, {"user_id": user_id, "n": RECENT_SAVES})
         saved_domains = {r["domain"] for r in await fetch(SAVED_DOMAINS_SQL, {"user_id": user_id})}
-        collections = await fetch(
-            COLLECTIONS_SQL, {"user_id": user_id, "n": COLLECTIONS, "tiles": COLLECTION_TILES}
-        )
+        collections = await fetch(COLLECTIONS_SQL, {"user_id": user_id, "n": COLLECTIONS, "tiles": COLLECTION_TILES})
 
         # Goods shown small: collection strips and the saved goods the reasons point at.
         wanted = {g for c in collections for g in (c["good_ids"] or [])}

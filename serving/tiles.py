@@ -38,9 +38,7 @@ def _projection(dim: int) -> np.ndarray:
     return p / np.linalg.norm(p, axis=1, keepdims=True)
 
 
-def tile_hue(
-    style: int | None = None, embedding: Sequence[float] | None = None, domain: str | None = None
-) -> float:
+def tile_hue(style: int | None = None, embedding: Sequence[float] | None = None, domain: str | None = None) -> float:
     """Hue in degrees [0, 360): from the style, else the embedding's direction, else the domain."""
     if style is not None:
         return (style * GOLDEN_ANGLE) % 360.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import click
@@ -20,6 +21,8 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     """The For You API (/v1/...) and the vibe-check page (/vibe, token from $GRAPHREC_SERVE_TOKEN)."""
     import uvicorn
 
+    # faiss announces at INFO which CPU build it loads: noise in the server's log.
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     from serving.api import APP_ENV, TOKEN_ENV
 
     cfg = ctx.config.serve

@@ -44,9 +44,7 @@ def test_the_page_needs_the_token_and_keeps_it_in_a_cookie_not_the_url(anonymous
     assert anonymous.get("/vibe/users/1", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
-def test_without_a_configured_token_the_page_is_disabled(
-    migrated_url: str, artifacts: Path, seeded: Seeded
-) -> None:
+def test_without_a_configured_token_the_page_is_disabled(migrated_url: str, artifacts: Path, seeded: Seeded) -> None:
     with TestClient(create_app(migrated_url, artifacts, None)) as c:
         resp = c.get("/vibe/users/1?token=")
         assert resp.status_code == 503 and "GRAPHREC_SERVE_TOKEN" in resp.text

@@ -159,10 +159,7 @@ def test_choosing_a_second_run_puts_its_picks_beside_the_first(server, browser) 
     assert "pinsage-v1" in browser.find_element(By.CSS_SELECTOR, "#picks-2 h2").text
     assert "lightgcn-v2" in browser.find_element(By.CSS_SELECTOR, "#picks-1 h2").text
     shared = len(set(seeded.picks_new) & set(seeded.picks_old))
-    assert (
-        f"{shared} shared with the other run"
-        in browser.find_element(By.CSS_SELECTOR, "#picks-1 .summary").text
-    )
+    assert f"{shared} shared with the other run" in browser.find_element(By.CSS_SELECTOR, "#picks-1 .summary").text
     assert browser.execute_script("return window.__xss") is None
     WebDriverWait(browser, 10).until(_images_loaded)
     OUTPUT.mkdir(exist_ok=True)
@@ -213,9 +210,7 @@ def content_embeddings(url: str, recent: int, version: str) -> Embeddings:
             v = good_vecs[saved[u][-recent:]].mean(axis=0)
             user_vecs[i] = v / (np.linalg.norm(v) + 1e-9)
     known = np.ones(len(good_ids), dtype=bool)
-    return Embeddings(
-        "content", version, np.array(users, dtype=np.int64), user_vecs, good_ids, good_vecs, known
-    )
+    return Embeddings("content", version, np.array(users, dtype=np.int64), user_vecs, good_ids, good_vecs, known)
 
 
 def test_a_demo_user_with_two_real_recommend_runs(migrated_url: str, artifacts: Path, browser) -> None:
@@ -249,9 +244,7 @@ def test_a_demo_user_with_two_real_recommend_runs(migrated_url: str, artifacts: 
         assert samples and browser.find_elements(By.CSS_SELECTOR, "#samples img.tile")
         browser.get(f"{base}/vibe/users/{user['user_id']}")
         assert browser.find_element(By.ID, "user-name").text == user["name"]
-        assert browser.find_element(By.CSS_SELECTOR, "#saves figure").get_attribute("data-good") == str(
-            newest
-        )
+        assert browser.find_element(By.CSS_SELECTOR, "#saves figure").get_attribute("data-good") == str(newest)
         picks = browser.find_elements(By.CSS_SELECTOR, "#picks-1 li.pick")
         assert len(picks) == user["n"] >= 5
         reasons = _texts(browser, "#picks-1 .reason")

@@ -28,7 +28,15 @@ class PublicSplit:
 
 
 def read_user_items(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``user item item ...`` lines into parallel int64 arrays (user_idx, item_idx).
+    """Read ``user item item ...`` lines into parallel int64 arrays (user_idx, item_idx); see
+    :func:`read_user_lines`."""
+    users, items, _ = read_user_lines(path)
+    return users, items
+
+
+def read_user_lines(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Read ``user item item ...`` lines into parallel int64 arrays (user_idx, item_idx) and the number of
+    users (largest user id on any line + 1).
 
     A line with a user and no items is allowed (that user has no interactions); a non-integer token is an
     error naming the file and line.
@@ -37,6 +45,7 @@ def read_user_items(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"missing data file {path}")
     users: list[np.ndarray] = []
     items: list[np.ndarray] = []
+    n_users = 0
     with path.open() as f:
         for line_no, line in enumerate(f, start=1):
             tokens = line.split()
@@ -45,16 +54,15 @@ def read_user_items(path: Path) -> tuple[np.ndarray, np.ndarray]:
             try:
                 ids = np.array([int(t) for t in tokens], dtype=np.int64)
             except ValueError as exc:
-                raise ValueError(
-                    f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}"
-                ) from exc
+                raise ValueError(f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}") from exc
             if (ids < 0).any():
                 raise ValueError(f"{path}:{line_no}: negative id")
+            n_users = max(n_users, int(ids[0]) + 1)
             users.append(np.full(len(ids) - 1, ids[0], dtype=np.int64))
             items.append(ids[1:])
     if not users:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(users), np.concatenate(items)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
+    return np.concatenate(users), np.concatenate(items), n_users
 
 
 def to_csr(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -75,9 +83,9 @@ def load_gowalla(root: Path) -> PublicSplit:
             raise FileNotFoundError(
                 f"Gowalla data missing: {root / name} not found (expected the LightGCN split in {root})"
             )
-    tr_u, tr_i = read_user_items(root / TRAIN_FILE)
-    te_u, te_i = read_user_items(root / TEST_FILE)
-    n_users = int(max(tr_u.max(initial=-1), te_u.max(initial=-1))) + 1
+    tr_u, tr_i, tr_users = read_user_lines(root / TRAIN_FILE)
+    te_u, te_i, te_users = read_user_lines(root / TEST_FILE)
+    n_users = max(tr_users, te_users)
     n_items = int(max(tr_i.max(initial=-1), te_i.max(initial=-1))) + 1
     return PublicSplit(
         train=to_csr(tr_u, tr_i, n_users, n_items),

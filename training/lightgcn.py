@@ -70,6 +70,12 @@ class LightGCNParams:
     seed: int = 0
     init: str = "normal"
 
+    @property
+    def cosine(self) -> bool:
+        """Whether scores are cosines (softmax with ``normalize``), so vectors are returned L2-normalised;
+        BPR scores are raw inner products."""
+        return self.loss == "softmax" and self.normalize
+
     def __post_init__(self) -> None:
         if self.init not in ("normal", "spectral"):
             raise ValueError(f"init must be 'normal' or 'spectral', got {self.init!r}")
@@ -126,9 +132,7 @@ def normalized_adjacency(
     dinv = deg.pow(-0.5)
     dinv[torch.isinf(dinv)] = 0.0
     val = dinv[row] * val * dinv[col]
-    coo = torch.sparse_coo_tensor(
-        torch.stack([row, col]), val.float(), (n, n), check_invariants=False
-    ).coalesce()
+    coo = torch.sparse_coo_tensor(torch.stack([row, col]), val.float(), (n, n), check_invariants=False).coalesce()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return coo.to_sparse_csr()
@@ -148,9 +152,7 @@ def spectral_embedding(adj: torch.Tensor, num_users: int, dim: int, seed: int = 
     idx, val = csr.indices().numpy(), csr.values().numpy().astype(np.float64)
     n = adj.shape[0]
     keep = (idx[0] < num_users) & (idx[1] >= num_users)
-    block = sp.csr_matrix(
-        (val[keep], (idx[0][keep], idx[1][keep] - num_users)), shape=(num_users, n - num_users)
-    )
+    block = sp.csr_matrix((val[keep], (idx[0][keep], idx[1][keep] - num_users)), shape=(num_users, n - num_users))
     k = min(dim, min(block.shape) - 1)
     v0 = np.random.default_rng(seed).random(min(block.shape))
     u, s, vt = svds(block, k=k, v0=v0)
@@ -268,16 +270,11 @@ def train_lightgcn(
         raise ValueError(f"good_idx out of range [0, {num_goods})")
     if edge_weight is not None:
         edge_weight = np.asarray(edge_weight, dtype=np.float64)
-        if (
-            edge_weight.shape != user_idx.shape
-            or not np.all(np.isfinite(edge_weight))
-            or (edge_weight <= 0).any()
-        ):
+        if edge_weight.shape != user_idx.shape or not np.all(np.isfinite(edge_weight)) or (edge_weight <= 0).any():
             raise ValueError("edge_weight must be finite, positive and one per edge")
 
     start = time.perf_counter()
-    # Softmax scores are cosines; BPR scores are raw inner products.
-    cosine = params.loss == "softmax" and params.normalize
+    cosine = params.cosine
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     model = LightGCN(num_users + num_goods, params.embedding_dim, params.num_layers)
@@ -316,9 +313,7 @@ def train_lightgcn(
                 loss = _softmax_loss(emb, users, goods, negatives, num_users, params)
                 if params.weight_decay > 0:
                     node_id = torch.cat([users, num_users + goods, num_users + negatives]).unique()
-                    loss = loss + params.weight_decay * model.embedding.weight[node_id].pow(2).sum() / len(
-                        users
-                    )
+                    loss = loss + params.weight_decay * model.embedding.weight[node_id].pow(2).sum() / len(users)
             else:
                 loss = _bpr_loss(model, emb, users, goods, generator, num_users, num_goods, params)
             if not torch.isfinite(loss):

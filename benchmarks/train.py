@@ -131,6 +131,7 @@ def main() -> None:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"training {name} failed (exit {proc.returncode})")
             result = json.loads(lines[-1][len("RESULT ") :])
+            print(f"  {name}: {result}", file=sys.stderr, flush=True)
             for key in ("train_s", "train_peak_mb", "epochs", "recall@20", "ndcg@20"):
                 value = result[key]
                 prefix = "" if key in ("train_s", "train_peak_mb", "epochs") else "val_"

@@ -141,8 +141,8 @@ def daily(scale: str, env: dict[str, str]) -> dict[str, float | str]:
 def ivf_figures(scale: str, emb: Embeddings, k: int, nlist: int, nprobe: int) -> dict[str, float]:
     """Recall@k of the IVF index against exact search for a sample of users; build and search times of
     the three index kinds (200 candidates each)."""
-    known = np.asarray(emb.good_known, dtype=bool)
-    goods = np.ascontiguousarray(emb.good_vecs[known])
+    scorable = np.any(emb.good_vecs != 0, axis=1)  # as serving indexes them (not only goods seen in training)
+    goods = np.ascontiguousarray(emb.good_vecs[scorable])
     rng = np.random.default_rng(0)
     queries = emb.user_vecs[rng.choice(len(emb.user_vecs), size=min(2000, len(emb.user_vecs)), replace=False)]
     out = {f"ivf_{scale}_recall_at_{k}": round(index_recall(goods, queries, k, nlist, nprobe), 4)}

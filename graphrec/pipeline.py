@@ -137,9 +137,7 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
     except store.JobLocked:
         raise
     except BaseException as e:
-        log.exception(
-            "recommend failed at stage %s", stages.current, extra={"stage": stages.current, "run_id": run_id}
-        )
+        log.exception("recommend failed at stage %s", stages.current, extra={"stage": stages.current, "run_id": run_id})
         try:
             store.record_failure(
                 url, run_id, "recommend", model_version, started, stages.current, f"{type(e).__name__}: {e}"
@@ -197,9 +195,7 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
         idx = rows.user_idx(np.array([user_id]))
         mine = rows.save_good[(rows.save_user == user_id) & (rows.good_idx(rows.save_good) >= 0)]
         saved = len(np.unique(mine))
-        out = UserPicks(
-            user_id=user_id, run_id=current.id, eligible=saved > cfg.graph.min_goods, saved_goods=saved
-        )
+        out = UserPicks(user_id=user_id, run_id=current.id, eligible=saved > cfg.graph.min_goods, saved_goods=saved)
         if idx[0] < 0 or not out.eligible:
             return out
         picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, users=idx)
@@ -244,9 +240,7 @@ class RetrainResult:
     seconds: dict[str, float]
 
 
-def compare_validation(
-    new: dict[str, float], current: dict[str, float] | None, tolerance: float
-) -> tuple[bool, str]:
+def compare_validation(new: dict[str, float], current: dict[str, float] | None, tolerance: float) -> tuple[bool, str]:
     """Promote unless a validation figure of the new model falls short of the current model's by more than
     `tolerance` (relative: 0.02 allows 2% less)."""
     if not current:
@@ -289,9 +283,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
                 )
                 data, id_maps, manifest = load_graph(built.path)
             with stages.stage("train", model=cfg.train.model):
-                trained = fit(
-                    data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress
-                )
+                trained = fit(data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress)
                 save_trained(trained, models)
             new_val = {k: v for k, v in trained.meta.get("val", {}).items() if isinstance(v, int | float)}
             with stages.stage("evaluate"):
@@ -332,9 +324,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
     except BaseException as e:
         log.exception("retrain failed at stage %s", stages.current, extra={"stage": stages.current})
         try:
-            store.record_failure(
-                url, None, "retrain", None, started, stages.current, f"{type(e).__name__}: {e}"
-            )
+            store.record_failure(url, None, "retrain", None, started, stages.current, f"{type(e).__name__}: {e}")
         except Exception:
             log.exception("could not record the failed run")
         alerts.notify_failure("retrain", stages.current, e)

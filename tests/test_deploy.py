@@ -33,9 +33,7 @@ def test_dockerfile_copies_existing_files_and_runs_the_cli() -> None:
         for src in sources:
             assert (ROOT / src).exists(), f"Dockerfile copies {src}, which does not exist"
     # Every package setuptools installs is copied in.
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"][
-        "include"
-    ]
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     copied = {s for sources in copies for s in sources}
     assert {p.rstrip("*") for p in packages} <= copied
     assert ("ENTRYPOINT", '["graphrec"]') in steps
@@ -85,7 +83,5 @@ def test_crontab_schedules_both_jobs() -> None:
 def test_no_secrets_in_deploy_files() -> None:
     for path in [*DEPLOY.iterdir(), ROOT / "Dockerfile"]:
         for line in path.read_text().splitlines():
-            m = re.match(
-                r"^\s*(?:export\s+|ENV\s+)?(\w*(?:TOKEN|PASSWORD|SECRET|DATABASE_URL|CHAT_ID)\w*)=(\S+)", line
-            )
+            m = re.match(r"^\s*(?:export\s+|ENV\s+)?(\w*(?:TOKEN|PASSWORD|SECRET|DATABASE_URL|CHAT_ID)\w*)=(\S+)", line)
             assert not m, f"{path.name} sets {m.group(1) if m else ''} in the file"

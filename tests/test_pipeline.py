@@ -29,9 +29,7 @@ GRAPHREC = str(Path(sys.executable).parent / "graphrec")
 
 
 @pytest.fixture
-def setup(
-    migrated_url: str, artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[World, Path]:
+def setup(migrated_url: str, artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[World, Path]:
     world = build_world(migrated_url)
     emb_file = tmp_path / "emb.npz"
     world.emb.save(emb_file)
@@ -65,11 +63,7 @@ def _kill_at(proc: subprocess.Popen, stage: str) -> None:
     """SIGKILL the run as soon as it logs the start of `stage`."""
     assert proc.stdout is not None
     for line in proc.stdout:
-        if (
-            line.startswith("{")
-            and json.loads(line).get("stage") == stage
-            and json.loads(line).get("event") == "start"
-        ):
+        if line.startswith("{") and json.loads(line).get("stage") == stage and json.loads(line).get("event") == "start":
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return
@@ -100,9 +94,7 @@ def _kill_inside_publish(proc: subprocess.Popen, url: str) -> None:
 
 def test_sigkill_at_any_stage_leaves_everything_as_it_was(setup: tuple[World, Path], artifacts: Path) -> None:
     world, emb_file = setup
-    first = subprocess.run(
-        [GRAPHREC, "recommend", "--embeddings", str(emb_file)], capture_output=True, text=True
-    )
+    first = subprocess.run([GRAPHREC, "recommend", "--embeddings", str(emb_file)], capture_output=True, text=True)
     assert first.returncode == 0, first.stdout + first.stderr
     before = _state(world.url)
     assert before[0], "the first run serves picks"
@@ -115,9 +107,7 @@ def test_sigkill_at_any_stage_leaves_everything_as_it_was(setup: tuple[World, Pa
         assert proc.returncode == -signal.SIGKILL
         assert _state(world.url) == before, f"a run killed at {stage} changed the database"
     # The next run succeeds (the lock died with the killed sessions) and cleans up the killed runs' files.
-    after = subprocess.run(
-        [GRAPHREC, "recommend", "--embeddings", str(emb_file)], capture_output=True, text=True
-    )
+    after = subprocess.run([GRAPHREC, "recommend", "--embeddings", str(emb_file)], capture_output=True, text=True)
     assert after.returncode == 0, after.stdout + after.stderr
     feeds, runs, _ = _state(world.url)
     assert {f[3] for f in feeds} == {runs[-1]["id"]} and len(runs) == 2

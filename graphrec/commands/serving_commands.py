@@ -19,9 +19,7 @@ def _locked(e: Exception) -> None:
 
 
 @click.command("recommend")
-@click.option(
-    "--user", "user_id", type=int, help="Rescore only this user now (from the current run's embeddings)."
-)
+@click.option("--user", "user_id", type=int, help="Rescore only this user now (from the current run's embeddings).")
 @click.option("--dry-run", is_flag=True, help="With --user: print the picks, write nothing.")
 @click.option(
     "--embeddings",
@@ -43,8 +41,7 @@ def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path:
             raise click.ClickException(str(e)) from None
         if not out.eligible:
             click.echo(
-                f"user {user_id} has {out.saved_goods} saved goods; "
-                f"picks start above {ctx.config.graph.min_goods}"
+                f"user {user_id} has {out.saved_goods} saved goods; picks start above {ctx.config.graph.min_goods}"
             )
             return
         where = "not written (dry run)" if dry_run else f"written into run {out.run_id}"
@@ -96,9 +93,7 @@ def retrain(ctx: Context) -> None:
         r = pipeline.retrain(ctx.config, ctx.database_url(), progress=sys.stderr.isatty())
     except JobLocked as e:
         _locked(e)
-    click.echo(
-        f"model {r.version}: {'promoted to CURRENT' if r.promoted else 'not promoted'} ({r.reason})", err=True
-    )
+    click.echo(f"model {r.version}: {'promoted to CURRENT' if r.promoted else 'not promoted'} ({r.reason})", err=True)
 
 
 COMMANDS: list[click.Command] = [recommend, rollback, retrain]

@@ -13,9 +13,7 @@ from serving.retrieval import build_index, index_recall, retrieve
 
 @pytest.mark.parametrize("kind", ["exact", "flat"])
 @settings(max_examples=50, deadline=None)
-@given(
-    seed=st.integers(0, 10_000), n_goods=st.integers(1, 60), n_cand=st.integers(1, 15), p=st.floats(0, 0.9)
-)
+@given(seed=st.integers(0, 10_000), n_goods=st.integers(1, 60), n_cand=st.integers(1, 15), p=st.floats(0, 0.9))
 def test_exact_retrieval_is_brute_force_top_without_excluded(
     kind: str, seed: int, n_goods: int, n_cand: int, p: float
 ) -> None:

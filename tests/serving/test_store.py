@@ -131,9 +131,7 @@ def test_for_you_seeks_the_index_on_run_and_user(world: World) -> None:
     with db.connect(world.url, autocommit=True) as conn:
         conn.execute("ANALYZE")
         conn.execute("SET enable_seqscan = off")  # tiny tables: ask whether the index can serve it
-        plan = "\n".join(
-            r["QUERY PLAN"] for r in conn.execute("EXPLAIN SELECT * FROM for_you(1, 20)").fetchall()
-        )
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute("EXPLAIN SELECT * FROM for_you(1, 20)").fetchall())
     assert "graphrec_picks_pkey" in plan
     # Both key columns in the index condition: one seek, not a scan over every stored run's picks.
     assert re.search(r"Index Cond: \(\(run_id = .*\) AND \(user_id = '1'::bigint\)\)", plan), plan

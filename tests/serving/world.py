@@ -35,9 +35,7 @@ def build_world(url: str, seed: int = 0) -> World:
     rng = np.random.default_rng(seed)
     good_ids = np.arange(1, 201, dtype=np.int64)
     style = np.where(good_ids <= 100, 0, 1)
-    good_vecs = np.eye(DIM, dtype=np.float32)[style] + 0.05 * rng.standard_normal((200, DIM)).astype(
-        np.float32
-    )
+    good_vecs = np.eye(DIM, dtype=np.float32)[style] + 0.05 * rng.standard_normal((200, DIM)).astype(np.float32)
     saves: dict[int, list[int]] = {}
     style_of_user = {}
     for u in range(1, 21):
@@ -61,9 +59,7 @@ def build_world(url: str, seed: int = 0) -> World:
     summer = saves[1][:5]
     with db.connect(url) as conn:
         with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO users (id, name) VALUES (%s, %s)", [(u, f"user{u}") for u in range(1, 23)]
-            )
+            cur.executemany("INSERT INTO users (id, name) VALUES (%s, %s)", [(u, f"user{u}") for u in range(1, 23)])
             cur.executemany(
                 "INSERT INTO goods (id, title, url, image_url) VALUES (%s, %s, %s, %s)",
                 [
@@ -74,8 +70,7 @@ def build_world(url: str, seed: int = 0) -> World:
             cur.execute("UPDATE goods SET deleted_at = now() WHERE id = %s", (DELETED,))
             rows = [(u, g, i) for u, gs in saves.items() for i, g in enumerate(gs)]
             cur.executemany(
-                "INSERT INTO saves (user_id, good_id, saved_at) "
-                "VALUES (%s, %s, now() - make_interval(hours => %s))",
+                "INSERT INTO saves (user_id, good_id, saved_at) VALUES (%s, %s, now() - make_interval(hours => %s))",
                 rows,
             )
             cur.execute("INSERT INTO collections (id, owner_id, title) VALUES (1, 1, 'Summer')")

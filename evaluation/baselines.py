@@ -214,7 +214,7 @@ def pure_svd(train: TrainData, factors: int = 64) -> ScoreFn:
 
 def oracle(truth: DemoTruth) -> Callable[[TrainData], ScoreFn]:
     """The demo's planted answer: a good scores the user's true weight on its style; within a style, goods
-    saved more before T come first. Not a recommender: the upper reference the others are placed against."""
+    saved more before T come first. A reference, not a ceiling: it knows tastes, not which goods."""
 
     def fit(train: TrainData) -> ScoreFn:
         if truth.interest.shape[0] != train.n_users or len(truth.style) != train.n_goods:

@@ -100,7 +100,7 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
     if es.truth is not None:
         available["oracle"] = Recommender(
             "oracle",
-            "the planted truth: goods of the user's true styles (upper reference)",
+            "planted truth: the user's true styles, most saved goods first (knows tastes, not goods: no ceiling)",
             B.oracle(es.truth),
             "reference",
         )

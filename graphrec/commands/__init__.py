@@ -6,23 +6,15 @@ import click
 
 
 def register(cli: click.Group) -> None:
-    from graphrec.commands import etl_commands
+    # Imported here, not at module level: each stage's module imports only what its commands need.
+    from graphrec.commands import (
+        etl_commands,
+        evaluate_commands,
+        serve_commands,
+        serving_commands,
+        train_commands,
+    )
 
-    for command in etl_commands.COMMANDS:
-        cli.add_command(command)
-    from graphrec.commands import serve_commands
-
-    for command in serve_commands.COMMANDS:
-        cli.add_command(command)
-    from graphrec.commands import train_commands
-
-    for command in train_commands.COMMANDS:
-        cli.add_command(command)
-    from graphrec.commands import evaluate_commands
-
-    for command in evaluate_commands.COMMANDS:
-        cli.add_command(command)
-    from graphrec.commands import serving_commands
-
-    for command in serving_commands.COMMANDS:
-        cli.add_command(command)
+    for module in (etl_commands, train_commands, evaluate_commands, serving_commands, serve_commands):
+        for command in module.COMMANDS:
+            cli.add_command(command)

@@ -51,6 +51,19 @@ def embedded_server_url(data_dir: str | Path, database: str = "postgres") -> str
     return server.get_uri(database)
 
 
+def stop_embedded_server(data_dir: str | Path) -> None:
+    """Stop the embedded server in `data_dir` (tests use a throwaway one per session)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(Path(data_dir).absolute(), cleanup_mode=None)
+        server.cleanup_mode = "stop"
+        server.cleanup()
+
+
 def database_url(cfg: DatabaseConfig) -> str:
     """The database graphrec works on: $GRAPHREC_DATABASE_URL, else the embedded server."""
     url = os.environ.get(URL_ENV)

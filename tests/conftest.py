@@ -19,9 +19,11 @@ BACKENDS = ["embedded"] + (["server"] if SERVER_URL else [])
 
 
 @pytest.fixture(scope="session")
-def embedded_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One embedded server for the whole session, in a temporary data directory."""
-    return db.embedded_server_url(tmp_path_factory.mktemp("pg") / "data")
+def embedded_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded server for the whole session, in a temporary data directory, stopped at the end."""
+    data_dir = tmp_path_factory.mktemp("pg") / "data"
+    yield db.embedded_server_url(data_dir)
+    db.stop_embedded_server(data_dir)
 
 
 def _with_database(admin_url: str, name: str) -> str:

@@ -101,27 +101,3 @@ def test_evaluator_figures_on_a_hand_checked_split() -> None:
     assert m["coverage@2"] == pytest.approx(0.5) and m["domains@2"] == pytest.approx(2.0)
     assert m["users_with_5_picks"] == 0.0  # only 3 candidates each
     assert result.rows[0].recall_curve[:3] == pytest.approx([0.5, 1.0, 1.0])
-
-
-def test_gowalla_row_uses_the_gowalla_benchmark_settings() -> None:
-    """The evaluator's Gowalla LightGCN row must reproduce bench-gowalla: same settings, same protocol."""
-    import importlib.util
-    from pathlib import Path
-
-    from evaluation.models import gowalla_lightgcn_params
-
-    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "gowalla.py"
-    if not bench.exists():
-        pytest.skip("benchmarks/gowalla.py is not in this tree")
-    import sys
-
-    sys.path.insert(0, str(bench.parent))
-    spec = importlib.util.spec_from_file_location("bench_gowalla", bench)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ours = gowalla_lightgcn_params()
-    theirs = module.LIGHTGCN
-    # The benchmark passes its --budget-s (default 600 s) as the time budget.
-    assert {**ours.__dict__, "time_budget_s": None} == {**theirs.__dict__, "time_budget_s": None}
-    assert ours.time_budget_s == 600.0

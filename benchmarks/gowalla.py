@@ -6,8 +6,8 @@ test items, rank all goods not in that user's train set; Recall@20 and NDCG@20 a
 
 Models, all in one run:
 - gf_cf: the training-free graph filter GF-CF (published settings k=256, alpha=0.3).
-- lightgcn: torch_geometric.nn.LightGCN trained by training.lightgcn (spectral init, sampled softmax, full
-  graph propagation per step), within --budget-s.
+- lightgcn: torch_geometric.nn.LightGCN trained by training.lightgcn (sampled softmax, full graph propagation
+  per step; settings in evaluation/models.py), within --budget-s.
 - baseline: PyG's LightGCN with the recipe of PyG's examples/lightgcn.py (3 layers here as in the paper, 64-d,
   batch 8192, BPR, Adam 1e-3, PyG's own message passing), within the same --budget-s.
 - gowalla (the main model): the better of gf_cf and lightgcn on the validation split (see MAIN below).

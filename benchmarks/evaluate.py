@@ -24,11 +24,7 @@ SHOWN = ("recall@20", "ndcg@20", "hit@20", "coverage@20", "domains@20", "new_goo
 def main() -> None:
     datasets = [d for d in os.environ.get("BENCH_EVAL_DATASETS", "demo,gowalla,beauty").split(",") if d]
     data_root = ROOT.parent / "shared" / "data"
-    missing = [
-        d
-        for d in datasets
-        if d != "demo" and not (data_root / {"beauty": "amazon-beauty"}.get(d, d)).is_dir()
-    ]
+    missing = [d for d in datasets if d != "demo" and not (data_root / {"beauty": "amazon-beauty"}.get(d, d)).is_dir()]
     for d in missing:
         print(f"skipping {d}: {data_root} has no data for it", file=sys.stderr)
     datasets = [d for d in datasets if d not in missing]
@@ -40,9 +36,7 @@ def main() -> None:
         env = {"GRAPHREC_DATABASE_URL": url, "GRAPHREC_PATHS__ARTIFACTS": str(Path(tmp) / "artifacts")}
         run_measured(graphrec("db", "init"), env)
         if "demo" in datasets:
-            wall, _, _ = run_measured(
-                graphrec("demo-data", "--users", users, "--goods", goods, "--seed", "0"), env
-            )
+            wall, _, _ = run_measured(graphrec("demo-data", "--users", users, "--goods", goods, "--seed", "0"), env)
             figures["demo_data_s"] = wall
         out = Path(tmp) / "report"
         args = [

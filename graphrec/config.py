@@ -112,7 +112,8 @@ class RecommendConfig:
     max_per_domain: int = 3
     # Goods picked for a user in the last N days are not picked again.
     repeat_days: int = 14
-    index: str = "flat"  # "flat" (FAISS exact inner product), "exact" (numpy, same answer) or "ivf" (FAISS, approximate)
+    # "flat": FAISS exact inner product; "exact": numpy, same answer; "ivf": FAISS approximate, for big catalogs.
+    index: str = "flat"
     ivf_nlist: int = 1024
     ivf_nprobe: int = 32
     # Recommend runs whose picks are kept (older ones are pruned unless within repeat_days or current).

@@ -37,9 +37,7 @@ def embed(trained: Trained, data: HeteroData, id_maps: IdMaps) -> Embeddings:
     n_new = int((~good_known).sum())
     if trained.kind == "pinsage":
         model = build_pinsage(trained)
-        user_vecs, good_vecs = pinsage_vectors(
-            model, data, trained.meta["model_args"]["recency_half_life_days"]
-        )
+        user_vecs, good_vecs = pinsage_vectors(model, data, trained.meta["model_args"]["recency_half_life_days"])
         if n_new:
             log.info("pinsage: %d goods new since training embedded inductively", n_new)
     elif trained.kind == "lightgcn":

@@ -163,9 +163,7 @@ class HeteroNeighborSampler(NeighborSampler):
                 if fanout == 0 or dst_nodes.numel() == 0:
                     num_sampled_edges[rel].append(0)
                     continue
-                pos, owner = sample_without_replacement(
-                    self.colptr_dict[rel], dst_nodes, fanout, self.generator
-                )
+                pos, owner = sample_without_replacement(self.colptr_dict[rel], dst_nodes, fanout, self.generator)
                 src_global = self.row_dict[rel][pos]
                 drawn.append((rel, src_t, src_global, local[dst_t][dst_nodes[owner]], pos))
                 found[src_t].append(src_global)
@@ -214,9 +212,7 @@ class HeteroNeighborSampler(NeighborSampler):
             drop_pairs(out, inputs.input_type, inputs.row, inputs.col, self.num_nodes, self.node_maps)
         return out
 
-    def sample_links(
-        self, src: Tensor, dst: Tensor, supervision: EdgeType, extra: dict[str, Tensor] | None = None
-    ):
+    def sample_links(self, src: Tensor, dst: Tensor, supervision: EdgeType, extra: dict[str, Tensor] | None = None):
         """Subgraph around the positive pairs (src[i], dst[i]) of `supervision` plus `extra` seed nodes.
 
         Returns (out, src_local, dst_local, extra_local): the HeteroSamplerOutput (nodes: seeds of each

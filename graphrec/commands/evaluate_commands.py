@@ -19,9 +19,7 @@ from graphrec.commands.context import Context, pass_ctx
     multiple=True,
     help="Data set(s) to evaluate on; repeat for several (default: demo, the database's tables).",
 )
-@click.option(
-    "--split-at", metavar="DATE", help="Split time T, ISO date or date-time UTC [evaluate.split_at]."
-)
+@click.option("--split-at", metavar="DATE", help="Split time T, ISO date or date-time UTC [evaluate.split_at].")
 @click.option(
     "--test-share",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),

@@ -19,9 +19,7 @@ from graphrec.commands.context import Context, pass_ctx
     default=None,
     help="Graph artifact directory (default: the LATEST graph under the artifacts dir).",
 )
-@click.option(
-    "--model", type=click.Choice(["pinsage", "lightgcn"]), default=None, help="Model (default: train.model)."
-)
+@click.option("--model", type=click.Choice(["pinsage", "lightgcn"]), default=None, help="Model (default: train.model).")
 @click.option(
     "--promote/--no-promote",
     default=None,
@@ -40,17 +38,13 @@ def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool
         torch.set_num_threads(cfg.threads)
     try:
         graph = graph_dir if graph_dir is not None else latest_graph_dir(ctx.config.artifacts)
-        run = train_graph(
-            graph, models_dir(ctx.config.artifacts), cfg, promote=promote, progress=sys.stderr.isatty()
-        )
+        run = train_graph(graph, models_dir(ctx.config.artifacts), cfg, promote=promote, progress=sys.stderr.isatty())
     except (FileNotFoundError, ValueError, NonFiniteError) as e:
         raise click.ClickException(str(e)) from None
     meta = run.trained.meta
     click.echo(f"model {run.trained.kind} version {run.trained.version} trained on {graph}")
     for key, value in sorted(meta["val"].items()):
-        click.echo(
-            f"  validation {key}: {value:.4f}" if isinstance(value, float) else f"  validation {key}: {value}"
-        )
+        click.echo(f"  validation {key}: {value:.4f}" if isinstance(value, float) else f"  validation {key}: {value}")
     click.echo(f"  train time: {meta['train_s']:.1f} s")
     click.echo(f"  checkpoint: {run.checkpoint}")
     click.echo("  promoted to CURRENT" if run.promoted else "  not promoted (CURRENT unchanged)")

@@ -114,9 +114,7 @@ def test_link_batches_do_not_show_their_supervision_edges(planted, exclude: bool
         visible |= {(u, g) for g, u in global_edges(batch, ("good", "rev_saves", "user"))}
         # A target good inside one of the user's own collections gives it away as well.
         visible |= {(int(owner[c]), g) for c, g in global_edges(batch, ("collection", "contains", "good"))}
-        visible |= {
-            (int(owner[c]), g) for g, c in global_edges(batch, ("good", "rev_contains", "collection"))
-        }
+        visible |= {(int(owner[c]), g) for g, c in global_edges(batch, ("good", "rev_contains", "collection"))}
         leaks += len(targets & visible)
         # Dropping the targets must not drop the other edges of the batch.
         assert len(visible) > 0

@@ -111,7 +111,7 @@ def _copy_goods(conn: db.Connection, goods: Goods, has_vector: bool) -> None:
 
 def write_tables(conn: db.Connection, tables: SourceTables, truth: DemoTruth | None, replace: bool) -> None:
     """Load tables (and the demo truth) in one transaction. `replace` empties the source tables first."""
-    has_vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None
+    has_vector = db.has_pgvector(conn)
     with conn.transaction():
         if replace:
             conn.execute("TRUNCATE " + ", ".join(SOURCE_TABLES) + ", demo_user_interests, demo_good_styles")

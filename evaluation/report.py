@@ -158,6 +158,16 @@ def _reading(result: EvalResult) -> list[str]:
     return out
 
 
+def _save(fig: Any, out: Path, name: str) -> str:
+    """Write a finished figure as out/name and free it; returns the name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
 def _plots(result: EvalResult, out: Path, prefix: str) -> list[str]:
     import matplotlib
 
@@ -178,10 +188,7 @@ def _plots(result: EvalResult, out: Path, prefix: str) -> list[str]:
         ax.set_title(f"{metric}@K")
         ax.legend()
     fig.suptitle(f"{result.eval_set.name}: accuracy by model")
-    fig.tight_layout()
-    written.append(f"{prefix}metrics_by_model.png")
-    fig.savefig(out / written[-1], dpi=90)
-    plt.close(fig)
+    written.append(_save(fig, out, f"{prefix}metrics_by_model.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in ok:
@@ -190,10 +197,7 @@ def _plots(result: EvalResult, out: Path, prefix: str) -> list[str]:
     ax.set_ylabel("recall@K")
     ax.set_title(f"{result.eval_set.name}: recall@K")
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    written.append(f"{prefix}recall_curve.png")
-    fig.savefig(out / written[-1], dpi=90)
-    plt.close(fig)
+    written.append(_save(fig, out, f"{prefix}recall_curve.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
 
@@ -210,10 +214,7 @@ def _plots(result: EvalResult, out: Path, prefix: str) -> list[str]:
     ax.set_ylabel("share of picks at or below")
     ax.set_title(f"{result.eval_set.name}: popularity of top-{max(result.ks)} picks vs the catalog")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    written.append(f"{prefix}pick_popularity.png")
-    fig.savefig(out / written[-1], dpi=90)
-    plt.close(fig)
+    written.append(_save(fig, out, f"{prefix}pick_popularity.png"))
 
     with_domains = [r for r in ok if len(r.domains_per_list)]
     if with_domains:
@@ -222,10 +223,7 @@ def _plots(result: EvalResult, out: Path, prefix: str) -> list[str]:
         ax.set_ylabel(f"distinct domains in the top {max(result.ks)}")
         ax.set_title(f"{result.eval_set.name}: domains per list")
         plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
-        fig.tight_layout()
-        written.append(f"{prefix}domains_per_list.png")
-        fig.savefig(out / written[-1], dpi=90)
-        plt.close(fig)
+        written.append(_save(fig, out, f"{prefix}domains_per_list.png"))
     return written
 
 

@@ -17,8 +17,8 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from graphrec import db  # noqa: E402
-from graphrec.config import load_config  # noqa: E402
+from graphrec.core import db  # noqa: E402
+from graphrec.core.config import load_config  # noqa: E402
 
 
 @contextmanager

@@ -29,15 +29,15 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from graphrec import db  # noqa: E402
-from graphrec.artifacts import (  # noqa: E402
+from graphrec.core import db  # noqa: E402
+from graphrec.core.artifacts import (  # noqa: E402
     Embeddings,
     current_model,
     models_dir,
     run_embeddings_path,
     set_current_model,
 )
-from graphrec.config import load_config  # noqa: E402
+from graphrec.core.config import load_config  # noqa: E402
 from serving.retrieval import build_index, index_recall, retrieve  # noqa: E402
 
 SCALES = {"1x": (5_000, 100_000), "10x": (50_000, 1_000_000)}
@@ -160,8 +160,8 @@ def ivf_figures(scale: str, emb: Embeddings, k: int, nlist: int, nprobe: int) ->
 
 def reads(scale: str, url: str, artifacts: Path, n: int = 300) -> dict[str, float]:
     """The app's read (for_you) and the on-demand rescore of one user (in process, imports excluded)."""
-    from graphrec import pipeline
-    from graphrec.config import Config, PathsConfig
+    from graphrec.app import jobs as pipeline
+    from graphrec.core.config import Config, PathsConfig
 
     with db.connect(url, autocommit=True) as conn:
         users = [

@@ -2,7 +2,7 @@
 
 Data: ../shared/data/gowalla (or $GRAPHREC_SHARED_DATA/gowalla), read in place. Protocol: for every user with
 test items, rank all goods not in that user's train set; Recall@20 and NDCG@20 averaged over those users
-(graphrec.metrics). Published Recall@20 / NDCG@20: LightGCN 0.1830 / 0.1554, GF-CF 0.1849 / 0.1518.
+(graphrec.core.metrics). Published Recall@20 / NDCG@20: LightGCN 0.1830 / 0.1554, GF-CF 0.1849 / 0.1518.
 
 Models, all in one run:
 - gf_cf: the training-free graph filter GF-CF (published settings k=256, alpha=0.3).
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.datasets.gowalla import carve_validation, load_gowalla  # noqa: E402
 from evaluation.models import gowalla_lightgcn_params  # noqa: E402
-from graphrec.metrics import ndcg_at_k, recall_at_k, topk, topk_from_vectors  # noqa: E402
+from graphrec.core.metrics import ndcg_at_k, recall_at_k, topk, topk_from_vectors  # noqa: E402
 from training.graph_filter import filter_basis, gf_cf  # noqa: E402
 from training.lightgcn import LightGCNParams, train_lightgcn  # noqa: E402
 

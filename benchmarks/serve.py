@@ -35,8 +35,8 @@ import numpy as np
 import psutil
 from _common import ROOT, fresh_database, report
 
-from graphrec import db
-from graphrec.config import load_config
+from graphrec.core import db
+from graphrec.core.config import load_config
 
 USERS = int(os.environ.get("BENCH_USERS", 5000))
 GOODS = int(os.environ.get("BENCH_GOODS", 100000))

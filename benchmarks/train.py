@@ -38,8 +38,8 @@ def child(graph_dir: str, overrides: str) -> None:
     """Train one configuration on the graph artifact and print its figures as one JSON line."""
     import torch
 
-    from graphrec.artifacts import load_graph
-    from graphrec.config import TrainConfig
+    from graphrec.core.artifacts import load_graph
+    from graphrec.core.config import TrainConfig
     from training.train import fit
 
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(overrides).items()}
@@ -61,7 +61,7 @@ def child(graph_dir: str, overrides: str) -> None:
 def build_demo_graph(users: int, goods: int, seed: int, directory: Path) -> dict[str, int]:
     from etl.build import build_graph
     from etl.demo_data import DemoParams, generate
-    from graphrec.artifacts import GRAPH_FORMAT_VERSION, save_graph
+    from graphrec.core.artifacts import GRAPH_FORMAT_VERSION, save_graph
 
     tables, _ = generate(DemoParams(users=users, goods=goods, seed=seed))
     data, id_maps, report = build_graph(tables)
@@ -71,8 +71,8 @@ def build_demo_graph(users: int, goods: int, seed: int, directory: Path) -> dict
 
 def popularity(graph_dir: Path, val_share: float) -> dict[str, float]:
     """Most-saved goods of the training window, same validation users, truth and exclusions as fit()."""
-    from graphrec import metrics
-    from graphrec.artifacts import load_graph
+    from graphrec.core import metrics
+    from graphrec.core.artifacts import load_graph
     from training.train import VAL_K, time_split
 
     data, _, _ = load_graph(graph_dir)
@@ -106,7 +106,7 @@ def main() -> None:
         child(*args.child)
         return
 
-    from graphrec.config import load_config
+    from graphrec.core.config import load_config
 
     base = load_config(None, [f"train.{s}" for s in args.sets], environ={}).train
     figures: dict[str, object] = {}

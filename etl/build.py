@@ -1,7 +1,7 @@
 """Source tables -> a heterogeneous PyG graph, as it stood at a point in time.
 
 Node types: user, good (x: L2-normalised CLIP features), collection, domain. Edge types: see
-`graphrec.artifacts`. Every time-stamped edge carries `.time` (int64 unix seconds). A graph built `as_of`
+`graphrec.core.artifacts`. Every time-stamped edge carries `.time` (int64 unix seconds). A graph built `as_of`
 T holds no node and no edge created after T, and no good deleted by T: that is what keeps evaluation honest.
 """
 
@@ -14,7 +14,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from etl.tables import NO_TIME, SourceTables
-from graphrec.artifacts import CONTAINS, FOLLOWS, IN_DOMAIN, OWNS, SAVES, IdMaps, reverse
+from graphrec.core.artifacts import CONTAINS, FOLLOWS, IN_DOMAIN, OWNS, SAVES, IdMaps, reverse
 
 
 @dataclass

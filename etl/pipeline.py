@@ -15,8 +15,8 @@ from etl.build import BuildReport, build_graph
 from etl.source import read_tables
 from etl.tables import SourceTables
 from etl.validate import Finding, clean_tables
-from graphrec import db
-from graphrec.artifacts import GRAPH_FORMAT_VERSION, graphs_dir, save_graph, write_pointer
+from graphrec.core import db
+from graphrec.core.artifacts import GRAPH_FORMAT_VERSION, graphs_dir, save_graph, write_pointer
 
 log = logging.getLogger(__name__)
 

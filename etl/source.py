@@ -17,7 +17,7 @@ import psycopg
 
 from etl.demo_data import DemoTruth
 from etl.tables import NO_TIME, CollectionGoods, Collections, Follows, Goods, Saves, SourceTables, Users
-from graphrec import db
+from graphrec.core import db
 
 log = logging.getLogger(__name__)
 

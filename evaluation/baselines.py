@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from evaluation.protocol import DemoTruth, TrainData
-from graphrec.metrics import ScoreFn
+from graphrec.core.metrics import ScoreFn
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from evaluation.protocol import EvalSet, TrainData
-from graphrec import metrics as m
-from graphrec.metrics import ScoreFn
+from graphrec.core import metrics as m
+from graphrec.core.metrics import ScoreFn
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import scipy.sparse as sp
 
 from evaluation.evaluator import Recommender
 from evaluation.protocol import TrainData
-from graphrec.config import TrainConfig
-from graphrec.metrics import ScoreFn, recall_at_k, topk_from_vectors
+from graphrec.core.config import TrainConfig
+from graphrec.core.metrics import ScoreFn, recall_at_k, topk_from_vectors
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from evaluation.evaluator import EvalResult, Recommender, evaluate
 from evaluation.models import GRAPH_MODELS, gowalla_lightgcn_params, graph_filter, graph_model, public_lightgcn
 from evaluation.protocol import EvalSet, from_public
 from evaluation.report import flat_metrics, write_report
-from graphrec.config import Config
+from graphrec.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def load_database(url: str, cfg: Config, split_at: str | None = None, test_share
     from etl.source import read_tables, read_truth
     from etl.validate import clean_tables
     from evaluation.split import split_tables, split_time
-    from graphrec import db
+    from graphrec.core import db
 
     with db.connect(url) as conn:
         tables = read_tables(conn)

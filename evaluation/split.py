@@ -22,7 +22,7 @@ from etl.build import build_graph
 from etl.demo_data import DemoTruth as PlantedTruth
 from etl.tables import SourceTables
 from evaluation.protocol import DemoTruth, EvalSet, SoftTest, TrainData, binary_csr
-from graphrec.artifacts import SAVES
+from graphrec.core.artifacts import SAVES
 
 log = logging.getLogger(__name__)
 

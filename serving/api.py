@@ -40,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from graphrec.artifacts import Embeddings, run_embeddings_path
+from graphrec.core.artifacts import Embeddings, run_embeddings_path
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec.artifacts import Embeddings
-from graphrec.config import RecommendConfig
+from graphrec.core.artifacts import Embeddings
+from graphrec.core.config import RecommendConfig
+from graphrec.core.stages import Stages
 from serving import fallback, reasons, retrieval
 from serving.rerank import rerank
 from serving.rows import ServingRows, exclusion_matrix, pair_matrix, saved_matrix
-from serving.stages import Stages
 
 DAY = 86_400
 

@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from graphrec import artifacts as art
-from graphrec import db
+from graphrec.core import artifacts as art
+from graphrec.core import db
 from serving.picks import PickRows
 from serving.reasons import Labels
 from serving.rows import ServingRows
 
 log = logging.getLogger(__name__)
 
-# Connections from graphrec.db.connect, whose rows are dicts.
+# Connections from graphrec.core.db.connect, whose rows are dicts.
 Conn = psycopg.Connection[Any]
 
 # Advisory lock keys, one per job kind; any fixed numbers shared by every graphrec process.

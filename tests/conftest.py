@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from graphrec import db
+from graphrec.core import db
 
 SERVER_URL = os.environ.get("GRAPHREC_TEST_DATABASE_URL")
 BACKENDS = ["embedded"] + (["server"] if SERVER_URL else [])

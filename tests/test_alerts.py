@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec import alerts, db, pipeline
-from graphrec.artifacts import Embeddings
-from graphrec.config import Config, PathsConfig
+from graphrec.app import jobs as pipeline
+from graphrec.core import alerts, db
+from graphrec.core.artifacts import Embeddings
+from graphrec.core.config import Config, PathsConfig
 
 sys.path.insert(0, str(Path(__file__).parent / "serving"))
 from world import build_world  # noqa: E402

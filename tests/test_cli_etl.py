@@ -2,8 +2,8 @@
 
 from click.testing import CliRunner
 
-from graphrec.artifacts import latest_graph_dir, load_graph
-from graphrec.cli import cli
+from graphrec.app.cli import cli
+from graphrec.core.artifacts import latest_graph_dir, load_graph
 
 
 def _run(args, url, artifacts):

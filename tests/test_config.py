@@ -1,6 +1,6 @@
 import pytest
 
-from graphrec.config import ConfigError, load_config
+from graphrec.core.config import ConfigError, load_config
 
 
 def test_defaults_file_and_overrides(tmp_path):

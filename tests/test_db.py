@@ -1,4 +1,4 @@
-from graphrec import db
+from graphrec.core import db
 
 
 def test_migrations_are_numbered_and_explained():

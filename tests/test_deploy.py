@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.cli import cli
+from graphrec.app.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

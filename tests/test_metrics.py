@@ -1,4 +1,4 @@
-"""graphrec.metrics against hand-computed examples, ties, short lists, and brute force on random inputs."""
+"""graphrec.core.metrics against hand-computed examples, ties, short lists, and brute force on random inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphrec import metrics as m
+from graphrec.core import metrics as m
 
 
 def csr(rows: list[list[int]], n_goods: int) -> sp.csr_matrix:

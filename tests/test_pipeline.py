@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from graphrec import db
-from graphrec.cli import cli
-from graphrec.commands.serving_commands import LOCKED_EXIT
-from graphrec.pipeline import compare_validation
+from graphrec.app.cli import cli
+from graphrec.app.commands.serving_commands import LOCKED_EXIT
+from graphrec.app.jobs import compare_validation
+from graphrec.core import db
 from serving import store
 
 sys.path.insert(0, str(Path(__file__).parent / "serving"))

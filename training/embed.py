@@ -17,7 +17,7 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import LightGCN
 
-from graphrec.artifacts import SAVES, Embeddings, IdMaps
+from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
 from training.lightgcn import normalized_adjacency, propagate
 from training.pinsage import recency_weights
 from training.train import Trained, build_pinsage, pinsage_vectors

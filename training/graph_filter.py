@@ -7,7 +7,7 @@
   then sharpen by integrating ``dr/dt = -r R~^T R~`` over ``[0, T_s]`` with RK4 steps.
 
 Both are pure functions of a scipy csr matrix [U, G] (rows user_idx, columns good_idx) that return a score
-function ``score_fn(user_idx int64 [b]) -> float32 [b, G]``, the shape :func:`graphrec.metrics.topk` takes.
+function ``score_fn(user_idx int64 [b]) -> float32 [b, G]``, the shape :func:`graphrec.core.metrics.topk` takes.
 The good-good matrix is never formed (it would be G x G dense); each product goes through R~ twice.
 """
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv, SAGEConv
 
-from graphrec.artifacts import SAVES
+from graphrec.core.artifacts import SAVES
 
 EdgeType = tuple[str, str, str]
 SECONDS_PER_DAY = 86400.0

@@ -34,8 +34,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm import tqdm
 
-from graphrec import metrics
-from graphrec.artifacts import (
+from graphrec.core import metrics
+from graphrec.core.artifacts import (
     IdMaps,
     current_model,
     load_checkpoint,
@@ -43,7 +43,7 @@ from graphrec.artifacts import (
     save_checkpoint,
     set_current_model,
 )
-from graphrec.config import TrainConfig
+from graphrec.core.config import TrainConfig
 from training import losses
 from training.lightgcn import LightGCNParams, LightGCNResult, train_lightgcn
 from training.pinsage import PinSageLite, as_mean, node_features, recency_weights, user_feature_sums

@@ -10,7 +10,7 @@ import pytest
 
 from etl.source import read_tables, write_tables
 from etl.validate import InputError, clean_tables
-from graphrec import db
+from graphrec.core import db
 from tests.etl.helpers import SMALL, small_world
 
 DIM = SMALL.dim

@@ -8,7 +8,7 @@ import pytest
 from etl.build import build_graph
 from etl.tables import NO_TIME
 from etl.validate import clean_tables
-from graphrec.artifacts import CONTAINS, FOLLOWS, IN_DOMAIN, OWNS, SAVES, load_graph, reverse, save_graph
+from graphrec.core.artifacts import CONTAINS, FOLLOWS, IN_DOMAIN, OWNS, SAVES, load_graph, reverse, save_graph
 from tests.etl.helpers import SMALL, small_world
 
 

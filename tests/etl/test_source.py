@@ -3,7 +3,7 @@
 import numpy as np
 
 from etl.source import read_tables, read_truth, write_tables
-from graphrec import db
+from graphrec.core import db
 from tests.etl.helpers import small_world
 
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from evaluation import baselines as B
 from evaluation.evaluator import Recommender, evaluate
 from evaluation.protocol import DemoTruth, TrainData, binary_csr, from_public
-from graphrec.metrics import topk
+from graphrec.core.metrics import topk
 
 DAY = 86400.0
 

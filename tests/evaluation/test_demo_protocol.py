@@ -13,9 +13,9 @@ from evaluation.baselines import BASELINES, oracle
 from evaluation.evaluator import Recommender, evaluate
 from evaluation.models import graph_model
 from evaluation.run import load_database
-from graphrec import db
-from graphrec.config import Config, EvaluateConfig, GraphConfig, TrainConfig
-from graphrec.metrics import topk
+from graphrec.core import db
+from graphrec.core.config import Config, EvaluateConfig, GraphConfig, TrainConfig
+from graphrec.core.metrics import topk
 
 PARAMS = DemoParams(users=300, goods=3000, styles=12, domains=60, seed=0)
 # Tiny training: the point here is the protocol, not the model's quality.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from graphrec import db
-from graphrec.cli import cli
+from graphrec.app.cli import cli
+from graphrec.core import db
 
 
 def test_evaluate_writes_report_and_records_run(migrated_url: str, artifacts: Path) -> None:

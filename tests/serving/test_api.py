@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from graphrec import db
-from graphrec.artifacts import Embeddings, run_embeddings_path
+from graphrec.core import db
+from graphrec.core.artifacts import Embeddings, run_embeddings_path
 from serving.api import create_app
 
 TOKEN = "test-token-5f1c"
@@ -276,7 +276,7 @@ def test_serve_command_runs_uvicorn_with_the_resolved_settings(
 
     import uvicorn
 
-    from graphrec.cli import cli
+    from graphrec.app.cli import cli
     from serving.api import APP_ENV
 
     calls = []

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphrec.artifacts import Embeddings
-from graphrec.config import RecommendConfig
+from graphrec.core.artifacts import Embeddings
+from graphrec.core.config import RecommendConfig
 from serving import picks as P
 from serving.reasons import Labels
 from serving.rows import ServingRows, exclusion_matrix

@@ -19,9 +19,9 @@ import uvicorn
 from click.testing import CliRunner
 from test_api import TOKEN, XSS_TITLE, Seeded, seed
 
-from graphrec import db
-from graphrec.artifacts import Embeddings
-from graphrec.cli import cli
+from graphrec.app.cli import cli
+from graphrec.core import db
+from graphrec.core.artifacts import Embeddings
 from serving.api import create_app
 
 pytestmark = pytest.mark.browser

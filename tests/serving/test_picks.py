@@ -8,8 +8,8 @@ import time
 import numpy as np
 from world import DELETED, FEW_SAVES, NEW_USER, STYLE_A, World, good_domain
 
-from graphrec import db
-from graphrec.config import RecommendConfig
+from graphrec.core import db
+from graphrec.core.config import RecommendConfig
 from serving import picks as P
 from serving import store
 

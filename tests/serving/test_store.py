@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from world import NEW_USER, World, for_you_all
 
-from graphrec import db
-from graphrec.artifacts import run_embeddings_path
-from graphrec.config import RecommendConfig
+from graphrec.core import db
+from graphrec.core.artifacts import run_embeddings_path
+from graphrec.core.config import RecommendConfig
 from serving import picks as P
 from serving import store
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
-from graphrec import db
-from graphrec.artifacts import Embeddings
+from graphrec.core import db
+from graphrec.core.artifacts import Embeddings
 
 DIM = 8
 STYLE_A = set(range(1, 101))  # goods 1..100 are style A, 101..200 style B

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.artifacts import FORWARD_EDGE_TYPES, IdMaps, reverse
+from graphrec.core.artifacts import FORWARD_EDGE_TYPES, IdMaps, reverse
 
 DAY = 86_400
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphrec.metrics import topk
+from graphrec.core.metrics import topk
 from training.graph_filter import bspm, filter_basis, gf_cf
 
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from graphrec.metrics import topk_from_vectors
+from graphrec.core.metrics import topk_from_vectors
 from training.lightgcn import LightGCNParams, normalized_adjacency, propagate, train_lightgcn
 
 N_USERS, N_GOODS = 40, 30  # users 0-19 and goods 0-14 form community 0, the rest community 1

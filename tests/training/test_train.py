@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec.artifacts import current_model, set_current_model
-from graphrec.config import TrainConfig
+from graphrec.core.artifacts import current_model, set_current_model
+from graphrec.core.config import TrainConfig
 from training import losses
 from training.embed import embed
 from training.train import NonFiniteError, fit, load_trained, save_trained, time_split

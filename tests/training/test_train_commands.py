@@ -6,7 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from graphrec.artifacts import (
+from graphrec.app.cli import cli
+from graphrec.core.artifacts import (
     GRAPH_FORMAT_VERSION,
     current_model,
     graphs_dir,
@@ -14,7 +15,6 @@ from graphrec.artifacts import (
     save_graph,
     write_pointer,
 )
-from graphrec.cli import cli
 from training.train import load_trained
 
 FAST = [

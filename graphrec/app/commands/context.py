@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import click
 
-from graphrec import db
-from graphrec.config import Config
+from graphrec.core import db
+from graphrec.core.config import Config
 
 
 @dataclass

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from graphrec.config import DatabaseConfig
+from graphrec.core.config import DatabaseConfig
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ class Migration:
 
 
 def migrations() -> list[Migration]:
-    """The numbered plain-SQL files in graphrec/migrations, in order."""
+    """The numbered plain-SQL files in graphrec/core/migrations, in order."""
     found = []
-    for entry in resources.files("graphrec.migrations").iterdir():
+    for entry in resources.files("graphrec.core.migrations").iterdir():
         m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
         if m:
             found.append(Migration(int(m.group(1)), m.group(2), entry.read_text()))

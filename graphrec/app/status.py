@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from graphrec import db
+from graphrec.core import db
 
 _TABLES = (
     "users",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from graphrec import db
-from graphrec.commands.context import Context, pass_ctx
+from graphrec.app.commands.context import Context, pass_ctx
+from graphrec.core import db
 
 
 def _parse_time(value: str | None) -> int | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from graphrec.commands.context import Context, pass_ctx
+from graphrec.app.commands.context import Context, pass_ctx
 
 
 @click.command("train")
@@ -28,7 +28,7 @@ from graphrec.commands.context import Context, pass_ctx
 @pass_ctx
 def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool | None) -> None:
     """Train a model on a graph artifact and save a versioned checkpoint under models/."""
-    from graphrec.artifacts import latest_graph_dir, models_dir
+    from graphrec.core.artifacts import latest_graph_dir, models_dir
     from training.train import NonFiniteError, train_graph
 
     cfg = ctx.config.train if model is None else dataclasses.replace(ctx.config.train, model=model)

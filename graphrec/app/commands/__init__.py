@@ -7,7 +7,7 @@ import click
 
 def register(cli: click.Group) -> None:
     # Imported here, not at module level: each stage's module imports only what its commands need.
-    from graphrec.commands import (
+    from graphrec.app.commands import (
         etl_commands,
         evaluate_commands,
         serve_commands,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from graphrec.commands.context import Context, pass_ctx
+from graphrec.app.commands.context import Context, pass_ctx
 
 
 @click.command("evaluate")
@@ -42,7 +42,7 @@ def evaluate(
 ) -> None:
     """Time-split evaluation of the baselines and trained models; writes a report and records the run."""
     from evaluation.run import run_evaluation
-    from graphrec import db
+    from graphrec.core import db
     from serving.store import record_run
 
     cfg = ctx.config

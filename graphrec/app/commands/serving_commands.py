@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from graphrec.commands.context import Context, pass_ctx
+from graphrec.app.commands.context import Context, pass_ctx
 
 # Exit status when another run of the same job holds its lock (EX_TEMPFAIL: try again later).
 LOCKED_EXIT = 75
@@ -30,7 +30,7 @@ def _locked(e: Exception) -> None:
 @pass_ctx
 def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path: Path | None) -> None:
     """Write today's For You picks for every eligible user (the daily job), or rescore one user."""
-    from graphrec import pipeline
+    from graphrec.app import jobs as pipeline
     from serving.store import JobLocked
 
     url = ctx.database_url()
@@ -70,7 +70,7 @@ def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path:
 @pass_ctx
 def rollback(ctx: Context, run_id: int | None) -> None:
     """Serve an older recommend run's picks again."""
-    from graphrec import pipeline
+    from graphrec.app import jobs as pipeline
     from serving.store import JobLocked
 
     try:
@@ -86,7 +86,7 @@ def rollback(ctx: Context, run_id: int | None) -> None:
 @pass_ctx
 def retrain(ctx: Context) -> None:
     """Build the graph, train, and promote the new model only if validation says it is not worse (weekly)."""
-    from graphrec import pipeline
+    from graphrec.app import jobs as pipeline
     from serving.store import JobLocked
 
     try:

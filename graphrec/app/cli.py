@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from graphrec import db
-from graphrec.commands import register
-from graphrec.commands.context import Context, pass_ctx
-from graphrec.config import ConfigError, load_config
+from graphrec.app.commands import register
+from graphrec.app.commands.context import Context, pass_ctx
+from graphrec.core import db
+from graphrec.core.config import ConfigError, load_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +20,7 @@ from graphrec.config import ConfigError, load_config
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], verbose: bool) -> None:
     """graphrec: For You picks for Goodsend from a user-good-collection-domain graph."""
-    from graphrec.logs import setup_logging
+    from graphrec.core.logs import setup_logging
 
     setup_logging(logging.DEBUG if verbose else logging.INFO)
     try:
@@ -50,7 +50,7 @@ def db_init(ctx: Context) -> None:
 @pass_ctx
 def db_status(ctx: Context) -> None:
     """Which migrations are applied and what the database holds."""
-    from graphrec.status import database_status
+    from graphrec.app.status import database_status
 
     url = ctx.database_url()
     with db.connect(url) as conn:

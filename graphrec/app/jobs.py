@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from graphrec import alerts
-from graphrec.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
-from graphrec.config import Config
+from graphrec.core import alerts
+from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
+from graphrec.core.config import Config
+from graphrec.core.stages import Stages
 from serving import picks as P
 from serving import store
-from serving.stages import Stages
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embedding
             )
         trained = load_trained(checkpoint)
     with stages.stage("read_tables"):
-        from graphrec import db
+        from graphrec.core import db
 
         with db.connect(url) as conn:
             tables = read_tables(conn)
@@ -183,7 +183,7 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
     """Rescore one user now: today's saves, collections and filters from the database, the user's vector
     from the current run's embeddings; the new picks replace theirs in the current run (when `write`)."""
     rc = cfg.recommend
-    from graphrec import db
+    from graphrec.core import db
 
     with db.connect(url, autocommit=True) as conn:
         current = store.current_run(conn)
@@ -263,7 +263,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
     """The weekly job: build the graph, train, validate the new and the current model on the same newest
     window, and promote the new one only if it is not worse by more than cfg.recommend.promote_tolerance."""
     from etl.pipeline import build_graph_artifact
-    from graphrec.artifacts import load_graph
+    from graphrec.core.artifacts import load_graph
     from training.embed import embed
     from training.train import fit, load_trained, save_trained, time_split, validation_metrics
 

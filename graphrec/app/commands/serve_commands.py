@@ -8,8 +8,8 @@ import os
 
 import click
 
-from graphrec import db
-from graphrec.commands.context import Context, pass_ctx
+from graphrec.app.commands.context import Context, pass_ctx
+from graphrec.core import db
 
 
 @click.command("serve")

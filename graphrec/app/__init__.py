@@ -1,0 +1,1 @@
+"""The composition root: the CLI, its commands and the scheduled jobs. The only code that wires stages."""

@@ -41,6 +41,7 @@ test: venv browser-deps
 lint: venv
 	$(BIN)/ruff check graphrec etl training serving evaluation tests benchmarks
 	$(BIN)/mypy graphrec etl training serving evaluation
+	$(BIN)/lint-imports
 
 BENCHES := $(patsubst benchmarks/%.py,%,$(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 bench: venv

@@ -207,7 +207,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")
 
 
+# Config keys that would hold a secret, and the environment variable that holds it instead.
+_SECRET_KEYS = {
+    ("database", "url"): "GRAPHREC_DATABASE_URL",
+    ("database", "password"): "GRAPHREC_DATABASE_URL",
+    ("serve", "token"): "GRAPHREC_SERVE_TOKEN",
+}
+
+
 def _apply(raw: dict[str, dict[str, Any]], section: str, key: str, value: Any, source: str) -> None:
+    secret_env = _SECRET_KEYS.get((section, key))
+    if secret_env is not None:
+        where = source.partition("=")[0]  # never echo the value: it is the secret
+        raise ConfigError(f"{section}.{key} in {where}: secrets are not config keys; set ${secret_env} instead")
     raw.setdefault(section, {})[key] = (value, source)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from graphrec.app.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 JOBS = {"recommend": "graphrec-recommend", "retrain": "graphrec-retrain"}
 

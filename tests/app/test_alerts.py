@@ -18,7 +18,7 @@ from graphrec.core import alerts, db
 from graphrec.core.artifacts import Embeddings
 from graphrec.core.config import Config, PathsConfig
 
-sys.path.insert(0, str(Path(__file__).parent / "serving"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from world import build_world  # noqa: E402
 
 

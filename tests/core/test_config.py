@@ -40,9 +40,24 @@ def test_bad_config_is_an_error(tmp_path, text, overrides, env, message):
         load_config(f, overrides=overrides, environ=env)
 
 
-def test_secrets_are_not_config_keys():
+def test_secret_variables_are_not_read_as_config():
     cfg = load_config(None, environ={"GRAPHREC_DATABASE_URL": "postgresql://x", "GRAPHREC_TEST_DATABASE_URL": "y"})
     assert "url" not in cfg.to_dict()["database"]
+
+
+@pytest.mark.parametrize(
+    "env, overrides, message",
+    [
+        # Both names would be parsed as section__key overrides: the loader must refuse them, not store them.
+        ({"GRAPHREC_SERVE__TOKEN": "s3cret"}, [], r"serve.token in \$GRAPHREC_SERVE__TOKEN: .*\$GRAPHREC_SERVE_TOKEN"),
+        ({"GRAPHREC_DATABASE__URL": "postgresql://u:pw@h/d"}, [], r"database.url .*\$GRAPHREC_DATABASE_URL"),
+        ({}, ["database.url=postgresql://u:pw@h/d"], r"database.url in --set .*\$GRAPHREC_DATABASE_URL"),
+    ],
+)
+def test_secrets_are_refused_as_config_keys(tmp_path, env, overrides, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(None, overrides=overrides, environ=env)
+    assert "s3cret" not in str(e.value) and "pw@" not in str(e.value)
 
 
 def test_repo_config_file_loads():

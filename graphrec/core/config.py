@@ -138,6 +138,41 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class ForYouConfig:
+    """The For You pipeline (serving/foryou): candidate sources, the learned ranker, the final list."""
+
+    # Candidate sources, by name (serving/foryou/sources); each also has its own evaluate row.
+    sources: tuple[str, ...] = ("graph_filter", "cosave", "followees", "trending", "fresh", "model")
+    # Candidates each source proposes per user.
+    per_source: int = 200
+    # Half-life in days of a save's weight when a source or feature looks at the user's history.
+    recency_half_life_days: float = 30.0
+    # followees: their saves of the last N days; trending: save velocity over the last N days.
+    followee_days: int = 30
+    trending_days: int = 14
+    # fresh: goods created in the last N days with at most `fresh_max_saves` saves, close by CLIP.
+    fresh_days: int = 30
+    fresh_max_saves: int = 1
+    # The user's newest saves whose CLIP vectors the fresh source compares with.
+    fresh_anchors: int = 20
+    # k-means clusters of the CLIP vectors: the interest proxy of the trending source and the features.
+    clusters: int = 64
+    # The ranker learns from the saves of the newest `label_share` of the training data (features: older).
+    label_share: float = 0.1
+    # Users with label saves the ranker trains on (a seeded sample when there are more).
+    ranker_users: int = 4000
+    ranker_rounds: int = 300
+    ranker_learning_rate: float = 0.05
+    ranker_leaves: int = 31
+    ranker_min_leaf: int = 50
+    ranker_threads: int = 1
+    # Final list: MMR trade-off (0: ranker order) and the per-domain cap, as in [recommend].
+    diversity: float = 0.0
+    max_per_domain: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -147,6 +182,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    foryou: ForYouConfig = field(default_factory=ForYouConfig)
 
     @property
     def artifacts(self) -> Path:

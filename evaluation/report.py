@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.bootstrap import RESAMPLES
 from evaluation.evaluator import CURVE_MAX, MIN_PICKS, EvalResult
 
 PLOTS = {
@@ -39,6 +40,7 @@ def to_json(results: list[EvalResult], meta: dict[str, Any]) -> dict[str, Any]:
                     "ks": list(r.ks),
                     "eval_s": round(r.eval_s, 3),
                     "rows": [row.to_json() for row in r.rows],
+                    "comparisons": [c.to_json() for c in r.comparisons],
                 }
                 for r in results
             },
@@ -56,8 +58,22 @@ def flat_metrics(results: list[EvalResult]) -> dict[str, float | None]:
         for row in r.rows:
             for key, value in row.metrics.items():
                 out[f"{r.eval_set.name}_{row.name}_{key}"] = value if math.isfinite(value) else None
+            for key, iv in row.intervals.items():
+                out[f"{r.eval_set.name}_{row.name}_{key}_lo"] = iv.lo
+                out[f"{r.eval_set.name}_{row.name}_{key}_hi"] = iv.hi
+            for source, fig in row.sources.items():
+                for what in ("picks", "hits"):
+                    out[f"{r.eval_set.name}_{row.name}_source_{source}_{what}"] = fig[what]
             out[f"{r.eval_set.name}_{row.name}_fit_s"] = row.fit_s
             out[f"{r.eval_set.name}_{row.name}_score_s"] = row.score_s
+        for c in r.comparisons:
+            # The other row's name is in metrics.json; here its figure, and the paired difference and ratio.
+            pre = f"{r.eval_set.name}_{c.target}_vs_best_other_{c.metric}"
+            out[f"{pre}_other"] = c.other_value
+            for part, iv in (("diff", c.difference), ("ratio", c.ratio)):
+                out[f"{pre}_{part}"] = iv.point if math.isfinite(iv.point) else None
+                out[f"{pre}_{part}_lo"] = iv.lo if math.isfinite(iv.lo) else None
+                out[f"{pre}_{part}_hi"] = iv.hi if math.isfinite(iv.hi) else None
     return out
 
 
@@ -107,6 +123,66 @@ def _small_k_table(result: EvalResult) -> str:
                 "| " + " | ".join([row.name] + [_fmt(row.metrics.get(h.replace("@", "@"))) for h in head[1:]]) + " |"
             )
     return "\n".join(lines)
+
+
+def _interval_table(result: EvalResult) -> str:
+    """Each row's recall and NDCG at the largest K with its 95% bootstrap interval over users."""
+    k = max(result.ks)
+    keys = [f"recall@{k}", f"ndcg@{k}"]
+    lines = ["| model | " + " | ".join(f"{key} [95% interval]" for key in keys) + " |", "|---|---|---|"]
+    ranked = sorted(result.rows, key=lambda r: -r.metrics.get(f"recall@{k}", -1.0))
+    for row in ranked:
+        if row.error or not row.intervals:
+            continue
+        cells = [
+            f"{_fmt(row.intervals[key].point)} [{_fmt(row.intervals[key].lo)}, {_fmt(row.intervals[key].hi)}]"
+            for key in keys
+        ]
+        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _comparison_lines(result: EvalResult) -> list[str]:
+    out = []
+    for c in result.comparisons:
+        d, q = c.difference, c.ratio
+        verdict = (
+            "above zero: the difference holds across resamples of the users"
+            if d.lo > 0
+            else "below zero"
+            if d.hi < 0
+            else "includes zero: not a clear difference on these users"
+        )
+        out.append(
+            f"- {c.metric}: **{c.target}** {_fmt(c.target_value)} against the best other row, **{c.other}** "
+            f"{_fmt(c.other_value)}: difference {_fmt(d.point)} [{_fmt(d.lo)}, {_fmt(d.hi)}], ratio "
+            f"{_fmt(q.point, 2)} [{_fmt(q.lo, 2)}, {_fmt(q.hi, 2)}]; the paired interval is {verdict}."
+        )
+    return out
+
+
+def _source_table(result: EvalResult) -> list[str]:
+    """Picks and hits per candidate source, for rows that label their picks."""
+    k = max(result.ks)
+    out: list[str] = []
+    for row in result.rows:
+        if row.error or not row.sources:
+            continue
+        out += [
+            f"Row **{row.name}**, every user's top {k}: which candidate source supplied each pick, and each hit "
+            "(a pick the user saved after the split).",
+            "",
+            "| source | picks | share of picks | hits | share of hits | hits per pick |",
+            "|---|---|---|---|---|---|",
+        ]
+        for source, f in sorted(row.sources.items(), key=lambda kv: -kv[1]["picks"]):
+            rate = f["hits"] / f["picks"] if f["picks"] else float("nan")
+            out.append(
+                f"| {source} | {int(f['picks'])} | {_fmt(f['pick_share'], 3)} | {int(f['hits'])} | "
+                f"{_fmt(f['hit_share'], 3)} | {_fmt(rate)} |"
+            )
+        out.append("")
+    return out
 
 
 def _reading(result: EvalResult) -> list[str]:
@@ -272,6 +348,21 @@ def write_report(results: list[EvalResult], out: Path, meta: dict[str, Any]) -> 
         md += ["Counts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()) + ".", ""]
         md += [f"### Results at K = {max(r.ks)} (best recall first; evaluation took {r.eval_s:.0f} s)", ""]
         md += [_table(r), "", "### Recall and NDCG at each K", "", _small_k_table(r), ""]
+        if any(row.intervals for row in r.rows):
+            md += [
+                "### How sure: 95% bootstrap intervals over users",
+                "",
+                f"Percentile intervals from {RESAMPLES:,} resamples (with replacement) of the "
+                f"{len(r.eval_set.users):,} evaluated users, the same resamples for every row, so the difference of "
+                "two rows is paired.",
+                "",
+                _interval_table(r),
+                "",
+            ]
+            md += _comparison_lines(r) + [""]
+        sources = _source_table(r)
+        if sources:
+            md += ["### Where the picks came from", ""] + sources
         md += ["### What it means", ""] + _reading(r) + [""]
         for p in plots:
             stem = p.removeprefix(prefix)

@@ -6,7 +6,7 @@ test items, rank all goods not in that user's train set; Recall@20 and NDCG@20 a
 
 Models, all in one run:
 - gf_cf: the training-free graph filter GF-CF (published settings k=256, alpha=0.3).
-- lightgcn: torch_geometric.nn.LightGCN trained by training.lightgcn (sampled softmax, full graph propagation
+- lightgcn: torch_geometric.nn.LightGCN trained by training.models.lightgcn (sampled softmax, full graph propagation
   per step; settings in evaluation/models.py), within --budget-s.
 - baseline: PyG's LightGCN with the recipe of PyG's examples/lightgcn.py (3 layers here as in the paper, 64-d,
   batch 8192, BPR, Adam 1e-3, PyG's own message passing), within the same --budget-s.
@@ -37,7 +37,7 @@ from evaluation.datasets.gowalla import carve_validation, load_gowalla  # noqa: 
 from evaluation.models import gowalla_lightgcn_params  # noqa: E402
 from graphrec.core.metrics import ndcg_at_k, recall_at_k, topk, topk_from_vectors  # noqa: E402
 from training.graph_filter import filter_basis, gf_cf  # noqa: E402
-from training.lightgcn import LightGCNParams, train_lightgcn  # noqa: E402
+from training.models.lightgcn import LightGCNParams, train_lightgcn  # noqa: E402
 
 log = logging.getLogger("bench.gowalla")
 K = 20

@@ -52,8 +52,8 @@ def child(graph_dir: str, overrides: str) -> None:
     out = {
         "train_s": time.perf_counter() - start,
         "train_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "epochs": len(trained.meta["history"]),
-        **{k: v for k, v in trained.meta["val"].items()},
+        "epochs": len(trained.meta.history),
+        **trained.meta.val,
     }
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -73,7 +73,7 @@ def popularity(graph_dir: Path, val_share: float) -> dict[str, float]:
     """Most-saved goods of the training window, same validation users, truth and exclusions as fit()."""
     from graphrec.core import metrics
     from graphrec.core.artifacts import load_graph
-    from training.train import VAL_K, time_split
+    from training.split import VAL_K, time_split
 
     data, _, _ = load_graph(graph_dir)
     split = time_split(data, val_share)

@@ -1,10 +1,10 @@
 """The trained models as rows of the table, fitted inside the evaluation on the data as of T.
 
-Goodsend data: `graph_model` calls `training.train.fit` on etl's graph built as of T (training holds out
-its own validation window, the newest `train.val_share` of those saves) and `training.embed.embed` on the
-same graph, so nothing after T reaches a model. Public data (no Goodsend graph): `public_lightgcn` trains
-`training.lightgcn.train_lightgcn` on the train matrix, with early stopping on a seeded per-user carve-out
-of train (never the test set).
+Goodsend data: `graph_model` calls `training.train.fit` for any kind registered in `training.models.MODELS`
+on etl's graph built as of T (training holds out its own validation window, the newest `train.val_share` of
+those saves) and `training.embed.embed` on the same graph, so nothing after T reaches a model. Public data
+(no Goodsend graph): `public_lightgcn` trains `training.models.lightgcn.train_lightgcn` on the train matrix,
+with early stopping on a seeded per-user carve-out of train (never the test set).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from graphrec.core.metrics import ScoreFn, recall_at_k, topk_from_vectors
 
 log = logging.getLogger(__name__)
 
-GRAPH_MODELS = ("pinsage", "lightgcn")
 
-_WHAT = {
-    "pinsage": "PinSage-lite GNN (graphrec train) on the user-good-collection-domain graph as of the split",
-    "lightgcn": "LightGCN (graphrec train) on the user-good saves as of the split",
-}
+def graph_models() -> tuple[str, ...]:
+    """The kinds `graphrec train` can fit (training.models.MODELS), in registry order."""
+    from training.models import MODELS
+
+    return tuple(MODELS)
 
 
 def _vector_scores(user_vecs: np.ndarray, good_vecs: np.ndarray) -> ScoreFn:
@@ -39,8 +39,9 @@ def _vector_scores(user_vecs: np.ndarray, good_vecs: np.ndarray) -> ScoreFn:
 
 def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False) -> Recommender:
     """A row for `graphrec train`'s model `kind` on `graph` = (HeteroData, IdMaps, manifest) as of T."""
-    if kind not in GRAPH_MODELS:
-        raise ValueError(f"unknown model {kind!r}; trained models are {', '.join(GRAPH_MODELS)}")
+    from training.models import get_model
+
+    model = get_model(kind)  # ValueError naming the known kinds
     if graph is None:
         raise ValueError(f"{kind} needs a Goodsend graph; this data set has none")
     info: dict[str, Any] = {}
@@ -54,7 +55,7 @@ def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False)
             raise ValueError("the graph and the train data disagree on users or goods")
         trained = train_fit(data, id_maps, manifest, dataclasses.replace(cfg, model=kind), progress=progress)
         emb = embed(trained, data, id_maps)
-        info.update(version=trained.version, val=trained.meta.get("val"), epochs=len(trained.meta["history"]))
+        info.update(version=trained.version, val=trained.meta.val, epochs=len(trained.meta.history))
         # Embeddings are keyed by database id; put them back in the graph's index order.
         users = id_maps.to_idx("user", emb.user_ids)
         goods = id_maps.to_idx("good", emb.good_ids)
@@ -64,13 +65,13 @@ def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False)
         good_vecs[goods[goods >= 0]] = emb.good_vecs[goods >= 0]
         return _vector_scores(user_vecs, good_vecs)
 
-    return Recommender(kind, _WHAT[kind], fit, "model")
+    return Recommender(kind, f"{model.what} (graphrec train), as of the split", fit, "model")
 
 
 def public_lightgcn(
     params: Any, early_stop: bool = True, val_share: float = 0.1, progress: bool = False
 ) -> Recommender:
-    """LightGCN for a public train matrix; `params` is a training.lightgcn.LightGCNParams.
+    """LightGCN for a public train matrix; `params` is a training.models.lightgcn.LightGCNParams.
 
     early_stop: train on train minus the data set's validation saves (or a seeded per-user carve-out of
     train) and keep the best epoch by validation recall@20. Otherwise train on all of train for the
@@ -79,7 +80,7 @@ def public_lightgcn(
 
     def fit(train: TrainData) -> ScoreFn:
         from evaluation.datasets.gowalla import carve_validation
-        from training.lightgcn import train_lightgcn
+        from training.models.lightgcn import train_lightgcn
 
         validate = None
         fit_part = train.saves
@@ -111,7 +112,9 @@ def public_lightgcn(
         return _vector_scores(result.user_vecs, result.good_vecs)
 
     how = "early-stopped on validation saves" if early_stop else f"{params.max_epochs} epochs fixed beforehand"
-    return Recommender("lightgcn", f"LightGCN (training.lightgcn) on the train interactions, {how}", fit, "model")
+    return Recommender(
+        "lightgcn", f"LightGCN (training.models.lightgcn) on the train interactions, {how}", fit, "model"
+    )
 
 
 def gowalla_lightgcn_params() -> Any:
@@ -122,7 +125,7 @@ def gowalla_lightgcn_params() -> Any:
     1-3 on a loaded machine), so the run goes on until the time budget; init="spectral" and lr=2e-3 scored
     lower (0.086 after epoch 1).
     """
-    from training.lightgcn import LightGCNParams
+    from training.models.lightgcn import LightGCNParams
 
     return LightGCNParams(
         embedding_dim=64,

@@ -16,7 +16,7 @@ from typing import Any
 
 from evaluation import baselines as B
 from evaluation.evaluator import EvalResult, Recommender, evaluate
-from evaluation.models import GRAPH_MODELS, gowalla_lightgcn_params, graph_filter, graph_model, public_lightgcn
+from evaluation.models import gowalla_lightgcn_params, graph_filter, graph_model, graph_models, public_lightgcn
 from evaluation.protocol import EvalSet, from_public
 from evaluation.report import flat_metrics, write_report
 from graphrec.core.config import Config
@@ -91,7 +91,7 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
 
 def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool = False) -> list[Recommender]:
     """The rows for `es`: `names` (empty: every one that applies), in table order."""
-    from training.lightgcn import LightGCNParams
+    from training.models.lightgcn import LightGCNParams
 
     available: dict[str, Recommender] = {}
     for b in B.BASELINES.values():
@@ -106,7 +106,7 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
         )
     available["gf_cf"] = graph_filter()
     if es.graph is not None:
-        for kind in GRAPH_MODELS:
+        for kind in graph_models():
             available[kind] = graph_model(kind, es.graph, cfg.train, progress)
     elif es.name == "gowalla":
         available["lightgcn"] = public_lightgcn(gowalla_lightgcn_params(), early_stop=False, progress=progress)

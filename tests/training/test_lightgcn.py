@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.core.metrics import topk_from_vectors
-from training.lightgcn import LightGCNParams, normalized_adjacency, propagate, train_lightgcn
+from training.models.lightgcn import LightGCNParams, normalized_adjacency, propagate, train_lightgcn
 
 N_USERS, N_GOODS = 40, 30  # users 0-19 and goods 0-14 form community 0, the rest community 1
 

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.pinsage import SECONDS_PER_DAY, PinSageLite, as_mean, recency_weights, weighted_mean_features
+from training.features import SECONDS_PER_DAY, as_mean, recency_weights, weighted_mean_features
+from training.models.pinsage import PinSageLite
 
 
 @given(

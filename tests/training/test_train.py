@@ -12,8 +12,11 @@ import torch
 from graphrec.core.artifacts import current_model, set_current_model
 from graphrec.core.config import TrainConfig
 from training import losses
+from training.checkpoint import load_trained, save_trained
 from training.embed import embed
-from training.train import NonFiniteError, fit, load_trained, save_trained, time_split
+from training.loop import NonFiniteError
+from training.split import time_split
+from training.train import fit
 
 SMALL = TrainConfig(
     embedding_dim=16,
@@ -47,7 +50,7 @@ def test_top_picks_stay_inside_the_users_community(planted, model: str, loss: st
     picks = top_picks(emb, saved, 10)
     inside = (good_style[picks] == user_style[:, None]).mean()
     assert inside >= 0.95, f"{model}/{loss}: only {inside:.0%} of picks inside the community"
-    assert trained.meta["val"]["recall@20"] > 0
+    assert trained.meta.val["recall@20"] > 0
 
 
 def test_a_good_added_after_training_lands_among_goods_of_its_style(planted) -> None:
@@ -150,8 +153,8 @@ def test_checkpoint_round_trip_scores_the_same_and_leaves_current_alone(planted,
         path = save_trained(trained, models)
         loaded = load_trained(path)
         assert loaded.kind == model and loaded.version == trained.version
-        assert loaded.meta["graph_manifest"] == {"name": "g1"}
-        assert loaded.meta["config"]["model"] == model and "recall@20" in loaded.meta["val"]
+        assert loaded.meta.graph_manifest == {"name": "g1"}
+        assert loaded.meta.config.model == model and "recall@20" in loaded.meta.val
         assert np.array_equal(loaded.id_maps.good_ids, id_maps.good_ids)
         a, b = embed(trained, data, id_maps), embed(loaded, data, id_maps)
         np.testing.assert_allclose(a.user_vecs, b.user_vecs, atol=1e-6)
@@ -161,7 +164,7 @@ def test_checkpoint_round_trip_scores_the_same_and_leaves_current_alone(planted,
 
 
 def test_hard_negatives_come_from_the_positive_goods_domain(planted) -> None:
-    from training.train import _domain_index, _same_domain
+    from training.models.pinsage import _domain_index, _same_domain
 
     data, *_ = planted()
     index = _domain_index(data)

@@ -15,7 +15,7 @@ from graphrec.core.artifacts import (
     save_graph,
     write_pointer,
 )
-from training.train import load_trained
+from training.checkpoint import load_trained
 
 FAST = [
     "--set",
@@ -51,7 +51,7 @@ def test_train_saves_versions_and_promotes_only_when_asked(planted, artifacts: P
     assert first is not None and first.name in out and "validation recall@20" in out and "train time" in out
     assert "promoted to CURRENT" in out
     trained = load_trained(first)
-    assert trained.kind == "lightgcn" and trained.meta["graph_manifest"]["name"] == "g1"
+    assert trained.kind == "lightgcn" and trained.meta.graph_manifest["name"] == "g1"
 
     out = run(artifacts, "--model", "pinsage")  # CURRENT exists: default is not to promote
     assert "not promoted" in out and current_model(models) == first

@@ -19,7 +19,11 @@ from graphrec.app.commands.context import Context, pass_ctx
     default=None,
     help="Graph artifact directory (default: the LATEST graph under the artifacts dir).",
 )
-@click.option("--model", type=click.Choice(["pinsage", "lightgcn"]), default=None, help="Model (default: train.model).")
+@click.option(
+    "--model",
+    default=None,
+    help="Model kind, a key of training.models.MODELS: pinsage, lightgcn, ... (default: train.model).",
+)
 @click.option(
     "--promote/--no-promote",
     default=None,
@@ -29,9 +33,15 @@ from graphrec.app.commands.context import Context, pass_ctx
 def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool | None) -> None:
     """Train a model on a graph artifact and save a versioned checkpoint under models/."""
     from graphrec.core.artifacts import latest_graph_dir, models_dir
-    from training.train import NonFiniteError, train_graph
+    from training.loop import NonFiniteError
+    from training.models import get_model
+    from training.train import train_graph
 
     cfg = ctx.config.train if model is None else dataclasses.replace(ctx.config.train, model=model)
+    try:
+        get_model(cfg.model)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--model" if model is not None else "train.model") from None
     if cfg.threads > 0:
         import torch
 
@@ -43,9 +53,9 @@ def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool
         raise click.ClickException(str(e)) from None
     meta = run.trained.meta
     click.echo(f"model {run.trained.kind} version {run.trained.version} trained on {graph}")
-    for key, value in sorted(meta["val"].items()):
+    for key, value in sorted(meta.val.items()):
         click.echo(f"  validation {key}: {value:.4f}" if isinstance(value, float) else f"  validation {key}: {value}")
-    click.echo(f"  train time: {meta['train_s']:.1f} s")
+    click.echo(f"  train time: {meta.train_s:.1f} s")
     click.echo(f"  checkpoint: {run.checkpoint}")
     click.echo("  promoted to CURRENT" if run.promoted else "  not promoted (CURRENT unchanged)")
 

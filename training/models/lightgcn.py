@@ -1,4 +1,4 @@
-"""Fast CPU training of LightGCN (He et al., SIGIR 2020) on a bipartite user-good graph.
+"""LightGCN (He et al., SIGIR 2020) on the user-good saves: fast CPU training on arrays, and its Model.
 
 The model is :class:`torch_geometric.nn.LightGCN` over ``num_users + num_goods`` nodes (user ``u`` is node
 ``u``, good ``g`` is node ``num_users + g``). Training differs from PyG's example recipe only in how it gets
@@ -15,24 +15,37 @@ there quickly on a CPU:
 
 ``loss="bpr"`` keeps PyG's BPR loss (:meth:`LightGCN.recommendation_loss`) with one random negative per
 positive, on the same fast propagation.
+
+:func:`train_lightgcn` works on arrays of graph indices (public data sets use it directly);
+:class:`LightGCNModel` is the ``training.models.base.Model`` that trains it on a graph artifact's saves
+(recency-weighted edges) and embeds a newer graph by database id. LightGCN is transductive: goods it never saw
+stay zero rows.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import HeteroData
 from torch_geometric.nn import LightGCN
-from tqdm import tqdm
+
+from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
+from graphrec.core.config import TrainConfig
+from training.checkpoint import Trained
+from training.features import recency_weights
+from training.loop import Schedule, train_loop
+from training.models.base import Fitted, embeddings, training_index
+from training.split import VAL_METRIC, TimeSplit, validation_metrics
 
 log = logging.getLogger(__name__)
 
@@ -291,80 +304,141 @@ def train_lightgcn(
     n_edges = len(users_t)
     steps_per_epoch = math.ceil(n_edges / params.batch_size)
 
-    history: list[dict[str, Any]] = []
-    best_val: float | None = None
-    best_epoch: int | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    stale = 0
-    out_of_time = False
+    # Each epoch is one pass over a fresh permutation of the edges, drawn at its first step.
+    perm = torch.empty(0, dtype=torch.long)
 
-    epochs = tqdm(range(1, params.max_epochs + 1), desc="lightgcn", disable=not progress, unit="epoch")
-    for epoch in epochs:
-        model.train()
-        perm = torch.randperm(n_edges, generator=generator)
-        total = 0.0
-        for step in range(steps_per_epoch):
-            batch = perm[step * params.batch_size : (step + 1) * params.batch_size]
-            users, goods = users_t[batch], goods_t[batch]
-            optimizer.zero_grad()
-            emb = propagate(model, adj)
-            if params.loss == "softmax":
-                negatives = torch.randint(0, num_goods, (params.negatives,), generator=generator)
-                loss = _softmax_loss(emb, users, goods, negatives, num_users, params)
-                if params.weight_decay > 0:
-                    node_id = torch.cat([users, num_users + goods, num_users + negatives]).unique()
-                    loss = loss + params.weight_decay * model.embedding.weight[node_id].pow(2).sum() / len(users)
-            else:
-                loss = _bpr_loss(model, emb, users, goods, generator, num_users, num_goods, params)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {float(loss)} at epoch {epoch} step {step}")
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-            if params.time_budget_s is not None and time.perf_counter() - start > params.time_budget_s:
-                out_of_time = True
-                break
+    def step_loss(epoch: int, step: int) -> tuple[Tensor, float]:
+        nonlocal perm
+        if step == 0:
+            perm = torch.randperm(n_edges, generator=generator)
+        batch = perm[step * params.batch_size : (step + 1) * params.batch_size]
+        users, goods = users_t[batch], goods_t[batch]
+        emb = propagate(model, adj)
+        if params.loss == "softmax":
+            negatives = torch.randint(0, num_goods, (params.negatives,), generator=generator)
+            loss = _softmax_loss(emb, users, goods, negatives, num_users, params)
+            if params.weight_decay > 0:
+                node_id = torch.cat([users, num_users + goods, num_users + negatives]).unique()
+                loss = loss + params.weight_decay * model.embedding.weight[node_id].pow(2).sum() / len(users)
+        else:
+            loss = _bpr_loss(model, emb, users, goods, generator, num_users, num_goods, params)
+        return loss, float(len(batch))
 
-        record: dict[str, Any] = {"epoch": epoch, "loss": total / n_edges, "val": None}
-        if validate is not None and (epoch % params.validate_every == 0 or out_of_time):
-            model.eval()
-            with torch.no_grad():
-                users_v, goods_v = _split_vectors(propagate(model, adj), num_users, cosine)
-            val = float(validate(users_v, goods_v))
-            record["val"] = val
-            if best_val is None or val > best_val:
-                best_val, best_epoch, stale = val, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
-        record["seconds"] = time.perf_counter() - start
-        history.append(record)
-        log.info(
-            "lightgcn epoch %d loss %.4f val %s (%.0f s)",
-            epoch,
-            record["loss"],
-            record["val"],
-            record["seconds"],
-        )
-        epochs.set_postfix(loss=f"{record['loss']:.4f}", val=record["val"])
-        if out_of_time:
-            log.info("lightgcn: time budget of %.0f s reached at epoch %d", params.time_budget_s, epoch)
-            break
-        if validate is not None and stale >= params.patience:
-            log.info("lightgcn: no validation gain for %d validations, stopping at epoch %d", stale, epoch)
-            break
+    def validate_now() -> float:
+        assert validate is not None
+        return float(validate(*_split_vectors(propagate(model, adj), num_users, cosine)))
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    schedule = Schedule(
+        max_epochs=params.max_epochs,
+        steps_per_epoch=steps_per_epoch,
+        patience=params.patience,
+        time_budget_s=params.time_budget_s,
+        validate_every=params.validate_every,
+    )
+    loop = train_loop(
+        "lightgcn",
+        model,
+        optimizer,
+        step_loss,
+        schedule,
+        validate=validate_now if validate is not None else None,
+        start=start,
+        progress=progress,
+    )
     with torch.no_grad():
         user_vecs, good_vecs = _split_vectors(propagate(model, adj), num_users, cosine)
     return LightGCNResult(
         model=model,
         user_vecs=user_vecs,
         good_vecs=good_vecs,
-        history=history,
-        best_val=best_val,
-        best_epoch=best_epoch,
+        history=loop.history,
+        best_val=loop.best_val,
+        best_epoch=loop.best_epoch,
         train_s=time.perf_counter() - start,
     )
+
+
+# --- the Model ---
+
+
+def lightgcn_params(cfg: TrainConfig) -> LightGCNParams:
+    """The LightGCNParams of `graphrec train`'s settings (LightGCN wants its own, much larger batches)."""
+    return LightGCNParams(
+        embedding_dim=cfg.embedding_dim,
+        num_layers=cfg.num_layers,
+        loss=cfg.loss,
+        lr=cfg.lr,
+        batch_size=cfg.lightgcn_batch_size,
+        negatives=1 if cfg.loss == "bpr" else max(cfg.negatives, cfg.lightgcn_batch_size),
+        temperature=cfg.temperature,
+        weight_decay=cfg.weight_decay,
+        max_epochs=cfg.max_epochs,
+        patience=cfg.patience,
+        time_budget_s=cfg.time_budget_s,
+        seed=cfg.seed,
+    )
+
+
+def _edge_weights(users: np.ndarray, times: np.ndarray, num_users: int, half_life_days: float) -> np.ndarray | None:
+    """Recency weights of the save edges, None when there is no decay (plain LightGCN)."""
+    return recency_weights(users, times, num_users, half_life_days) if half_life_days > 0 else None
+
+
+class LightGCNModel:
+    """LightGCN as a `training.models.base.Model`, trained on the user-saves-good edges."""
+
+    kind: ClassVar[str] = "lightgcn"
+    inductive: ClassVar[bool] = False
+    what: ClassVar[str] = "LightGCN on the user-good saves"
+
+    def fit(self, split: TimeSplit, cfg: TrainConfig, *, progress: bool = False) -> Fitted:
+        num_users, num_goods = split.num_users, split.num_goods
+        params = lightgcn_params(cfg)
+        result = train_lightgcn(
+            split.train_users,
+            split.train_goods,
+            num_users,
+            num_goods,
+            params,
+            edge_weight=_edge_weights(split.train_users, split.train_time, num_users, cfg.recency_half_life_days),
+            validate=(lambda u, g: validation_metrics(u, g, split)[VAL_METRIC]) if split.has_validation else None,
+            progress=progress,
+        )
+        args = {
+            "num_users": num_users,
+            "num_goods": num_goods,
+            "embedding_dim": params.embedding_dim,
+            "num_layers": params.num_layers,
+            "normalize": params.normalize,
+        }
+        state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
+        val = validation_metrics(result.user_vecs, result.good_vecs, split)
+        return Fitted(state_dict=state, model_args=args, history=result.history, val=val)
+
+    def embed(self, trained: Trained, data: HeteroData, id_maps: IdMaps) -> Embeddings:
+        """The learned layer-0 vectors matched to `data` by database id and propagated over its saves (so
+        recent saves still shape the user vectors); goods it never saw stay zero rows."""
+        a = trained.meta.model_args
+        old = LightGCN(a["num_users"] + a["num_goods"], a["embedding_dim"], a["num_layers"])
+        old.load_state_dict(trained.state_dict)
+        base = old.embedding.weight.detach()
+        num_users, num_goods = data["user"].num_nodes, data["good"].num_nodes
+        train_user = training_index(trained, id_maps, "user")
+        train_good = training_index(trained, id_maps, "good")
+        model = LightGCN(num_users + num_goods, a["embedding_dim"], a["num_layers"])
+        with torch.no_grad():
+            weight = torch.zeros(num_users + num_goods, a["embedding_dim"])
+            ku, kg = np.nonzero(train_user >= 0)[0], np.nonzero(train_good >= 0)[0]
+            weight[torch.as_tensor(ku)] = base[torch.as_tensor(train_user[ku])]
+            weight[torch.as_tensor(num_users + kg)] = base[torch.as_tensor(a["num_users"] + train_good[kg])]
+            model.embedding.weight.copy_(weight)
+            ei = data[SAVES].edge_index.numpy()
+            half_life = trained.meta.config.recency_half_life_days  # the same edge weights as in training
+            edge_weight = _edge_weights(ei[0], data[SAVES].time.numpy(), num_users, half_life)
+            emb = propagate(model, normalized_adjacency(ei[0], ei[1], num_users, num_goods, edge_weight))
+            if a.get("normalize", True):
+                emb = F.normalize(emb, dim=1)
+        user_vecs = emb[:num_users].numpy()
+        good_vecs = emb[num_users:].numpy().copy()
+        good_vecs[train_good < 0] = 0.0
+        return embeddings(trained, id_maps, user_vecs, good_vecs)

@@ -1,0 +1,152 @@
+"""The training loop every model shares: steps, a NaN guard, validation, early stopping, a time budget, history.
+
+A model hands in its torch module, optimizer and a `step_loss(epoch, step) -> (loss, weight)` closure (which
+draws its own batches from its own seeded generator), and optionally `validate() -> float` (higher is better).
+The loop keeps the best validated state (the last state when nothing is validated) and loads it back into the
+module before returning. Same closures and seeds give the same model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+StepLoss = Callable[[int, int], tuple[Tensor, float]]
+
+
+class NonFiniteError(FloatingPointError):
+    """NaN or Inf in the loss or gradients. `last_good_state` is the best state_dict validated before
+    the failure (None if none was), so a caller can inspect it; nothing is saved by training."""
+
+    def __init__(self, message: str, epoch: int, step: int, last_good_state: dict[str, Tensor] | None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.last_good_state = last_good_state
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long to train: `steps_per_epoch` steps per epoch, up to `max_epochs`; stop after `patience`
+    validations without gain (validating every `validate_every` epochs and at the end of the time budget),
+    or once `time_budget_s` of wall time (counted from the loop's `start`) has passed, checked after each step.
+    """
+
+    max_epochs: int
+    steps_per_epoch: int
+    patience: int
+    time_budget_s: float | None = None
+    validate_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1 or self.steps_per_epoch < 1 or self.validate_every < 1:
+            raise ValueError(f"invalid training schedule: {self}")
+
+
+@dataclass
+class LoopResult:
+    """history: one dict per epoch (epoch, loss: weighted mean over its steps, val: None when not validated,
+    seconds: cumulative); best_val/best_epoch: the kept state's validation figure (None without validation)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float | None = None
+    best_epoch: int | None = None
+    best_state: dict[str, Tensor] | None = None
+
+
+def _non_finite_gradient(model: torch.nn.Module) -> str | None:
+    for name, p in model.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            return name
+    return None
+
+
+def train_loop(
+    name: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step_loss: StepLoss,
+    schedule: Schedule,
+    *,
+    validate: Callable[[], float] | None = None,
+    start: float | None = None,
+    progress: bool = False,
+) -> LoopResult:
+    """Train `model` and leave the best state loaded in it (eval mode). Raises NonFiniteError (naming the
+    epoch and step) when a loss or a gradient stops being finite. `start` (perf_counter) is where the time
+    budget and the history's seconds count from (default: now), so a model's setup can count too."""
+    start = time.perf_counter() if start is None else start
+    s = schedule
+    result = LoopResult()
+    stale = 0
+    out_of_time = False
+    bar = tqdm(total=s.max_epochs * s.steps_per_epoch, desc=name, disable=not progress, unit="step")
+    try:
+        for epoch in range(1, s.max_epochs + 1):
+            model.train()
+            total, weight = 0.0, 0.0
+            for step in range(s.steps_per_epoch):
+                loss, w = step_loss(epoch, step)
+                where = f"at epoch {epoch} step {step}; keeping the last good state, nothing saved"
+                if not torch.isfinite(loss):
+                    raise NonFiniteError(
+                        f"{name}: loss is {float(loss.detach())} {where}", epoch, step, result.best_state
+                    )
+                optimizer.zero_grad()
+                loss.backward()
+                bad = _non_finite_gradient(model)
+                if bad is not None:
+                    raise NonFiniteError(
+                        f"{name}: non-finite gradient of {bad} {where}", epoch, step, result.best_state
+                    )
+                optimizer.step()
+                total += float(loss.detach()) * w
+                weight += w
+                bar.update(1)
+                best = result.best_val
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{float(loss.detach()):.4f}", val="-" if best is None else f"{best:.4f}"
+                )
+                if s.time_budget_s is not None and time.perf_counter() - start > s.time_budget_s:
+                    out_of_time = True
+                    break
+            record: dict[str, Any] = {"epoch": epoch, "loss": total / weight, "val": None}
+            if validate is None:
+                result.best_state = copy.deepcopy(model.state_dict())
+            elif epoch % s.validate_every == 0 or out_of_time:
+                model.eval()
+                with torch.no_grad():
+                    val = float(validate())
+                record["val"] = val
+                if result.best_val is None or val > result.best_val:
+                    result.best_val, result.best_epoch, stale = val, epoch, 0
+                    result.best_state = copy.deepcopy(model.state_dict())
+                else:
+                    stale += 1
+            record["seconds"] = time.perf_counter() - start
+            result.history.append(record)
+            log.info(
+                "%s epoch %d loss %.4f val %s (%.0f s)", name, epoch, record["loss"], record["val"], record["seconds"]
+            )
+            if out_of_time:
+                log.info("%s: time budget of %.0f s reached at epoch %d", name, s.time_budget_s, epoch)
+                break
+            if validate is not None and stale >= s.patience:
+                log.info("%s: no validation gain for %d validations, stopping at epoch %d", name, stale, epoch)
+                break
+    finally:
+        bar.close()
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    model.eval()
+    return result

@@ -1,0 +1,344 @@
+"""PinSage-lite: a heterogeneous GraphSAGE encoder over user, good, collection and domain nodes, and its Model.
+
+Every node enters through the same learned projection of a CLIP-space feature: a good's own CLIP
+embedding, and for a user, collection or domain the (recency-weighted) mean CLIP embedding of its goods
+(`training.features.node_features`). Nothing is tied to a node's index, so users and goods unseen in training
+get embeddings from their features and edges alone (inductive). `num_layers` rounds of `HeteroConv` with one
+`SAGEConv` per edge type then mix in the neighborhood; the outputs are L2-normalised so a user-good score
+is a cosine.
+
+Training (`PinSageModel.fit`) runs on user-saves-good links with neighbor sampling
+(`training.sampler.HeteroNeighborSampler`); losses BPR or sampled softmax (in-batch plus random goods,
+optionally hard negatives from the positive's domain). A batch's own supervision edges and its goods' share
+of its users' features are left out, so nothing leaks the target.
+
+Id space: everything here is in graph indices of the HeteroData handed in (`user_idx`, `good_idx`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from torch_geometric.nn import HeteroConv, SAGEConv
+
+from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
+from graphrec.core.config import TrainConfig
+from training import losses
+from training.checkpoint import Trained
+from training.features import as_mean, node_features, recency_weights, user_feature_sums
+from training.loop import Schedule, train_loop
+from training.models.base import Fitted, embeddings
+from training.sampler import HeteroNeighborSampler
+from training.split import VAL_METRIC, TimeSplit, validation_metrics
+
+log = logging.getLogger(__name__)
+
+EdgeType = tuple[str, str, str]
+
+
+class PinSageLite(torch.nn.Module):
+    """Heterogeneous GraphSAGE over CLIP-space node features.
+
+    Args:
+        node_types: node types that may appear (e.g. ("user", "good", "collection", "domain")).
+        edge_types: edge types used for message passing, each (src, rel, dst).
+        feature_dim: width F of the input features (512 for CLIP).
+        embedding_dim: width d of hidden layers and outputs.
+        num_layers: message-passing rounds (match the sampler's number of hops).
+        dropout: dropout on hidden states during training.
+
+    forward(x_dict, edge_index_dict) -> dict of float32 [n_type, d] L2-normalised embeddings, where
+    x_dict[type] is float32 [n_type, F] and edge_index_dict[edge_type] int64 [2, E] of local indices.
+    """
+
+    def __init__(
+        self,
+        node_types: tuple[str, ...],
+        edge_types: tuple[EdgeType, ...],
+        feature_dim: int,
+        embedding_dim: int,
+        num_layers: int,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.node_types = tuple(node_types)
+        self.edge_types = tuple(tuple(e) for e in edge_types)
+        self.feature_dim = feature_dim
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.dropout = dropout
+        # No bias, and inputs scaled to unit-variance components (CLIP vectors are unit-norm): otherwise
+        # the biases dominate at initialisation and every node starts out with the same embedding.
+        self.proj = torch.nn.Linear(feature_dim, embedding_dim, bias=False)
+        self.input_scale = math.sqrt(feature_dim)
+        # One learned offset per node type: the feature spaces are shared, their roles are not.
+        self.type_bias = torch.nn.ParameterDict(
+            {t: torch.nn.Parameter(torch.zeros(embedding_dim)) for t in self.node_types}
+        )
+        self.convs = torch.nn.ModuleList(
+            HeteroConv(
+                {e: SAGEConv((embedding_dim, embedding_dim), embedding_dim, aggr="mean") for e in self.edge_types},
+                aggr="sum",
+            )
+            for _ in range(num_layers)
+        )
+        self.out = torch.nn.ModuleDict(
+            {t: torch.nn.Linear(embedding_dim, embedding_dim, bias=False) for t in ("user", "good")}
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.proj.reset_parameters()
+        for p in self.type_bias.values():
+            torch.nn.init.zeros_(p)
+        for conv in self.convs:
+            assert isinstance(conv, HeteroConv)
+            conv.reset_parameters()
+        for lin in self.out.values():
+            assert isinstance(lin, torch.nn.Linear)
+            lin.reset_parameters()
+
+    def args(self) -> dict:
+        """Constructor arguments, for checkpoints."""
+        return {
+            "node_types": list(self.node_types),
+            "edge_types": [list(e) for e in self.edge_types],
+            "feature_dim": self.feature_dim,
+            "embedding_dim": self.embedding_dim,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+        }
+
+    def forward(
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        num_nodes_dict: dict[str, int] | None = None,
+    ) -> dict[str, Tensor]:
+        """x_dict: CLIP-space inputs per node type; types only in num_nodes_dict (e.g. collections,
+        whose content arrives through their edges) start from their type's learned vector alone."""
+        h = {t: self.proj(x * self.input_scale) + self.type_bias[t] for t, x in x_dict.items()}
+        for t, n in (num_nodes_dict or {}).items():
+            if t not in h:
+                h[t] = self.type_bias[t].expand(n, -1)
+        edges = {e: ei for e, ei in edge_index_dict.items() if e in self.edge_types and ei.numel() > 0}
+        for conv in self.convs:
+            msg = conv(h, edges)
+            # Residual update; node types that receive no messages keep their state.
+            h = {t: v + F.relu(msg[t]) if t in msg else v for t, v in h.items()}
+            if self.dropout > 0:
+                h = {t: F.dropout(v, self.dropout, self.training) for t, v in h.items()}
+        return {t: F.normalize(self.out[t](h[t]), dim=-1) for t in self.out if t in h}
+
+
+# --- training batches ---
+
+
+class _Batches:
+    """Leak-free training batches of save links for PinSage-lite, drawn from the training graph."""
+
+    def __init__(self, split: TimeSplit, cfg: TrainConfig) -> None:
+        g = split.graph
+        self.cfg = cfg
+        self.num_goods = g["good"].num_nodes
+        self.feats = node_features(g, cfg.recency_half_life_days)
+        self.user_sums, self.user_totals = user_feature_sums(g, cfg.recency_half_life_days)
+        # The same weights as the user features, aligned with the training saves in graph order.
+        ei = g[SAVES].edge_index
+        self.users, self.goods = ei[0], ei[1]
+        self.weights = torch.as_tensor(
+            recency_weights(ei[0].numpy(), g[SAVES].time.numpy(), g["user"].num_nodes, cfg.recency_half_life_days),
+            dtype=torch.float32,
+        )
+        self.save_counts = torch.bincount(ei[0], minlength=g["user"].num_nodes)
+        node_maps = {}
+        if "collection" in g.node_types and "owner" in g["collection"]:
+            node_maps["collection"] = torch.as_tensor(g["collection"].owner, dtype=torch.long)
+        self.sampler = HeteroNeighborSampler(
+            g, {e: list(cfg.fanouts) for e in g.edge_types}, seed=cfg.seed, node_maps=node_maps
+        )
+        self.domain_goods = _domain_index(g) if cfg.hard_negatives else None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def epoch(self) -> Tensor:
+        return torch.randperm(len(self.users), generator=self.generator)
+
+    def batch(self, idx: Tensor) -> dict[str, Any]:
+        """Inputs of one step for the save links `idx` (positions in the training saves)."""
+        u, g, w = self.users[idx], self.goods[idx], self.weights[idx]
+        neg = torch.randint(0, self.num_goods, (self.cfg.negatives,), generator=self.generator)
+        extra = [neg]
+        hard = None
+        if self.domain_goods is not None:
+            hard = _same_domain(self.domain_goods, g, self.generator)
+            extra.append(hard)
+        out, u_loc, g_loc, extra_loc = self.sampler.sample_links(u, g, SAVES, {"good": torch.cat(extra)})
+        ids = out.node
+        # The batch's own goods leave its users' features, like their edges leave the subgraph.
+        s, tot = self.user_sums[ids["user"]], self.user_totals[ids["user"]]
+        s.index_add_(0, u_loc, -w[:, None] * self.feats["good"][g])
+        tot.index_add_(0, u_loc, -w)
+        # The count, not the float total, says whether anything is left (no rounding residue).
+        left = self.save_counts[ids["user"]].index_add_(0, u_loc, -torch.ones_like(u_loc))
+        x_dict = {
+            "user": as_mean(s, torch.where(left > 0, tot, torch.zeros(()))),
+            **{t: self.feats[t][ids[t]] for t in self.feats if t != "user"},
+        }
+        edge_index = {e: torch.stack([out.row[e], out.col[e]]) for e in out.row}
+        n_cand = int(torch.unique(torch.cat([g, *extra])).numel())  # seed goods come first
+        neg_loc = extra_loc["good"][: len(neg)]
+        hard_loc = extra_loc["good"][len(neg) :] if hard is not None else None
+        return {
+            "x": x_dict,
+            "num_nodes": {t: v.numel() for t, v in ids.items()},
+            "edge_index": edge_index,
+            "u_loc": u_loc,
+            "g_loc": g_loc,
+            "u": u,
+            "n_cand": n_cand,
+            "neg_loc": neg_loc,
+            "hard_loc": hard_loc,
+        }
+
+
+def _domain_index(g: HeteroData) -> tuple[Tensor, Tensor, Tensor]:
+    """(domain per good, CSR ptr over domains, goods sorted by domain) for same-domain negatives."""
+    dom = torch.as_tensor(g["good"].domain, dtype=torch.long)
+    n_dom = int(dom.max()) + 1 if dom.numel() and int(dom.max()) >= 0 else 0
+    order = torch.argsort(dom, stable=True)
+    known = order[dom[order] >= 0]
+    counts = torch.bincount(dom[known], minlength=n_dom)
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+    return dom, ptr, known
+
+
+def _same_domain(index: tuple[Tensor, Tensor, Tensor], goods: Tensor, generator: torch.Generator) -> Tensor:
+    """A random good of each good's domain (a uniform random good when the domain is unknown)."""
+    dom, ptr, members = index
+    d = dom[goods]
+    out = torch.randint(0, len(dom), (len(goods),), generator=generator)
+    ok = d >= 0
+    lo, hi = ptr[d[ok]], ptr[d[ok] + 1]
+    r = torch.rand(int(ok.sum()), generator=generator)
+    out[ok] = members[lo + (r * (hi - lo).to(torch.float32)).long().clamp(max=(hi - lo - 1).clamp(min=0))]
+    return out
+
+
+def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tensor:
+    emb = model(b["x"], b["edge_index"], b["num_nodes"])
+    uv = emb["user"][b["u_loc"]]
+    if cfg.loss == "softmax":
+        cand = emb["good"][: b["n_cand"]]
+        u, g_loc = b["u"], b["g_loc"]
+        # Another positive of the same user in this batch is not a negative for it.
+        same_user = (u[:, None] == u[None, :]) & (g_loc[:, None] != g_loc[None, :])
+        mask = torch.zeros(len(u), b["n_cand"], dtype=torch.bool)
+        rows, cols = same_user.nonzero(as_tuple=True)
+        mask[rows, g_loc[cols]] = True
+        return losses.sampled_softmax_loss(uv, cand, g_loc, mask, cfg.temperature)
+    neg_loc = b["hard_loc"] if b["hard_loc"] is not None else b["neg_loc"]
+    if len(neg_loc) < len(uv):
+        neg_loc = neg_loc.repeat(math.ceil(len(uv) / len(neg_loc)))
+    return losses.bpr_loss(uv, emb["good"][b["g_loc"]], emb["good"][neg_loc[: len(uv)]], cfg.temperature)
+
+
+def pinsage_vectors(model: PinSageLite, data: HeteroData, half_life_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Full-graph embeddings (all neighbors, no sampling): user_vecs [U, d], good_vecs [G, d], float32."""
+    x = node_features(data, half_life_days)
+    edge_index = {e: data[e].edge_index for e in data.edge_types}
+    num_nodes = {t: data[t].num_nodes for t in data.node_types}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        emb = model(x, edge_index, num_nodes)
+    model.train(was_training)
+    return emb["user"].numpy().astype(np.float32), emb["good"].numpy().astype(np.float32)
+
+
+# --- the Model ---
+
+
+def build_pinsage(model_args: dict[str, Any], state_dict: dict[str, Tensor] | None = None) -> PinSageLite:
+    """The PinSageLite of a checkpoint's `model_args`, weights loaded when given, in eval mode."""
+    a = model_args
+    model = PinSageLite(
+        node_types=tuple(a["node_types"]),
+        edge_types=tuple(tuple(e) for e in a["edge_types"]),
+        feature_dim=a["feature_dim"],
+        embedding_dim=a["embedding_dim"],
+        num_layers=a["num_layers"],
+        dropout=a.get("dropout", 0.0),
+    )
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    model.eval()
+    return model
+
+
+class PinSageModel:
+    """PinSage-lite as a `training.models.base.Model`."""
+
+    kind: ClassVar[str] = "pinsage"
+    inductive: ClassVar[bool] = True
+    what: ClassVar[str] = "PinSage-lite GNN on the user-good-collection-domain graph"
+
+    def fit(self, split: TimeSplit, cfg: TrainConfig, *, progress: bool = False) -> Fitted:
+        g = split.graph
+        if len(cfg.fanouts) != cfg.num_layers:
+            raise ValueError(f"train.fanouts has {len(cfg.fanouts)} hops but train.num_layers is {cfg.num_layers}")
+        start = time.perf_counter()
+        batches = _Batches(split, cfg)
+        model = PinSageLite(
+            node_types=tuple(g.node_types),
+            edge_types=tuple(g.edge_types),
+            feature_dim=int(g["good"].x.size(1)),
+            embedding_dim=cfg.embedding_dim,
+            num_layers=cfg.num_layers,
+        )
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        full_steps = math.ceil(len(batches) / cfg.batch_size)
+        steps = min(full_steps, cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else full_steps
+        # Epochs of `steps` steps walk on through one permutation of the saves, drawing the next when it ends.
+        perm, pos = batches.epoch(), 0
+
+        def step_loss(epoch: int, step: int) -> tuple[Tensor, float]:
+            nonlocal perm, pos
+            if pos >= len(perm):
+                perm, pos = batches.epoch(), 0
+            idx = perm[pos : pos + cfg.batch_size]
+            pos += cfg.batch_size
+            return _step_loss(model, batches.batch(idx), cfg), 1.0
+
+        def validate() -> float:
+            return validation_metrics(*pinsage_vectors(model, g, cfg.recency_half_life_days), split)[VAL_METRIC]
+
+        schedule = Schedule(cfg.max_epochs, steps, cfg.patience, cfg.time_budget_s)
+        result = train_loop(
+            "pinsage",
+            model,
+            optimizer,
+            step_loss,
+            schedule,
+            validate=validate if split.has_validation else None,
+            start=start,
+            progress=progress,
+        )
+        assert result.best_state is not None
+        figures = validation_metrics(*pinsage_vectors(model, g, cfg.recency_half_life_days), split)
+        return Fitted(state_dict=result.best_state, model_args=model.args(), history=result.history, val=figures)
+
+    def embed(self, trained: Trained, data: HeteroData, id_maps: IdMaps) -> Embeddings:
+        model = build_pinsage(trained.meta.model_args, trained.state_dict)
+        user_vecs, good_vecs = pinsage_vectors(model, data, trained.meta.config.recency_half_life_days)
+        return embeddings(trained, id_maps, user_vecs, good_vecs)

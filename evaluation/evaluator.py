@@ -43,12 +43,14 @@ class RankedLists:
 
 @dataclass(frozen=True)
 class Recommender:
-    """A row of the table. `fit(train) -> score_fn`; `kind` is 'baseline', 'model' or 'reference'."""
+    """A row of the table. `fit(train) -> score_fn`; `kind` is 'baseline', 'model', 'peer' or 'reference'.
+    `details`: what the fit chose (settings picked on validation, ...), filled by fit, copied to the row."""
 
     name: str
     what: str
     fit: Callable[[TrainData], ScoreFn]
     kind: str = "baseline"
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Row:
     sources: dict[str, dict[str, float]] = field(default_factory=dict)
     # metric -> its bootstrap interval over users (filled by evaluate()).
     intervals: dict[str, bootstrap.Interval] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # Recommender.details after the fit
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class Row:
             "recall_curve": self.recall_curve,
             "intervals": {k: v.to_json() for k, v in self.intervals.items()},
             "sources": self.sources,
+            "details": self.details,
             "error": self.error,
         }
 
@@ -366,6 +370,7 @@ def evaluate(
                 domains_per_list=dom,
                 per_user=per_user(picks, es, ks),
                 sources=source_figures(picks, source, es.test, max(ks)) if source is not None else {},
+                details=dict(rec.details),
             )
         )
         log.info(

@@ -91,6 +91,7 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
 
 def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool = False) -> list[Recommender]:
     """The rows for `es`: `names` (empty: every one that applies), in table order."""
+    from evaluation.peers import peers
     from training.models.lightgcn import LightGCNParams
 
     available: dict[str, Recommender] = {}
@@ -105,6 +106,8 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
             "reference",
         )
     available["gf_cf"] = graph_filter()
+    for peer in peers():  # implicit's ALS and BPR: what an engineer would otherwise install
+        available[peer.name] = peer
     if es.graph is not None:
         for kind in graph_models():
             available[kind] = graph_model(kind, es.graph, cfg.train, progress)

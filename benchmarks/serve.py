@@ -63,6 +63,7 @@ def seed(url: str) -> None:
 
 def publish_run(conn, rng: np.random.Generator, version: str) -> int:
     """A complete run of PICKS picks per user, published the way `graphrec recommend` publishes."""
+    from graphrec.core import runs
     from serving import store
     from serving.picks import PickRows
 
@@ -76,7 +77,7 @@ def publish_run(conn, rng: np.random.Generator, version: str) -> int:
         reason_detail=[f'{{"kind": "good", "good_id": {i % GOODS + 1}}}' for i in range(n)],
         is_fallback=np.zeros(n, dtype=bool),
     )
-    run_id = store.new_run_id(conn)
+    run_id = runs.new_run_id(conn)
     conn.commit()
     store.stage_picks(conn, picks)
     store.publish(conn, run_id, version, time.time(), {"users": USERS, "picks": n}, {})

@@ -8,8 +8,9 @@ a new good from outside the app ('external'), the rest re-save goods already in 
 explore feed (popular goods of the same style) or in a friend's saves ('friend'). Users sort saves of an
 interest into a collection for it, and follow people with similar interests (homophily).
 
-`generate` is pure: it returns the tables and the truth (each user's interests, each good's style).
-Demo goods have no real image, so `image_url` is NULL and the app draws a tile for them.
+`generate` is pure: it returns the tables and the truth (each user's interests, each good's style), which
+etl.write loads into the database. Demo goods have no real image, so `image_url` is NULL and the app draws a
+tile for them.
 """
 
 from __future__ import annotations
@@ -19,130 +20,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from etl.tables import (
-    NO_TIME,
-    CollectionGoods,
-    Collections,
-    Follows,
-    Goods,
-    Saves,
-    SourceTables,
-    Users,
-)
+from etl.demo_words import ADJECTIVES, CATEGORIES, FIRST, MATERIALS, SHOP_WORDS, style_name
+from etl.tables import NO_TIME, CollectionGoods, Collections, DemoTruth, Follows, Goods, Saves, SourceTables, Users
 
 log = logging.getLogger(__name__)
 
 DAY = 86_400
-CATEGORIES = [
-    "dress",
-    "sneakers",
-    "lamp",
-    "mug",
-    "tote bag",
-    "ring",
-    "armchair",
-    "jacket",
-    "vase",
-    "scarf",
-    "candle",
-    "watch",
-    "sunglasses",
-    "rug",
-    "backpack",
-    "necklace",
-]
-ADJECTIVES = [
-    "minimal",
-    "vintage",
-    "boho",
-    "neon",
-    "pastel",
-    "rustic",
-    "gothic",
-    "coastal",
-    "preppy",
-    "y2k",
-    "scandi",
-    "maximalist",
-    "cottagecore",
-    "techwear",
-    "art-deco",
-    "industrial",
-    "romantic",
-    "sporty",
-    "earthy",
-    "glam",
-    "mod",
-    "grunge",
-    "tropical",
-    "nordic",
-    "chic",
-    "retro",
-    "zen",
-    "punk",
-    "safari",
-    "baroque",
-    "futurist",
-    "folk",
-    "dreamy",
-    "utility",
-    "bold",
-    "muted",
-    "classic",
-    "western",
-    "kawaii",
-    "noir",
-]
-MATERIALS = [
-    "linen",
-    "leather",
-    "ceramic",
-    "brass",
-    "velvet",
-    "wool",
-    "oak",
-    "glass",
-    "cotton",
-    "silk",
-    "rattan",
-    "steel",
-    "suede",
-    "marble",
-    "denim",
-    "bamboo",
-]
-FIRST = [
-    "ana",
-    "ben",
-    "chloe",
-    "dan",
-    "eva",
-    "finn",
-    "gia",
-    "hugo",
-    "iris",
-    "jon",
-    "kai",
-    "lea",
-    "milo",
-    "nina",
-    "omar",
-    "pia",
-    "quinn",
-    "rosa",
-    "sam",
-    "tara",
-    "uma",
-    "vic",
-    "wen",
-    "yara",
-    "zoe",
-]
-SHOP_WORDS = ["atelier", "studio", "house", "lane", "goods", "supply", "market", "loft", "co", "works"]
 
 
 @dataclass(frozen=True)
 class DemoParams:
+    """The size and shape of the demo world (`graphrec demo-data` fills it from the [demo] config)."""
+
     users: int = 5000
     goods: int = 100000
     styles: int = 40
@@ -151,17 +40,6 @@ class DemoParams:
     seed: int = 0
     days: int = 365
     end: int = 1_767_225_600  # 2026-01-01T00:00:00Z; the CLI passes today's midnight
-
-
-@dataclass
-class DemoTruth:
-    user_interests: dict[str, np.ndarray]  # user_id, style, weight (the interests at the end)
-    good_style: dict[str, np.ndarray]  # good_id, style
-    style_vecs: np.ndarray  # float32 [S, dim]
-
-
-def style_name(style: int) -> str:
-    return f"{ADJECTIVES[style % len(ADJECTIVES)]} {CATEGORIES[style % len(CATEGORIES)]}"
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""`graphrec build-graph`: read the source tables, check them, build the graph, write the artifact."""
+"""`graphrec build-graph`: the graph of the source tables (etl.load) written as an artifact, with its summary."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from etl.build import BuildReport, build_graph
-from etl.source import read_tables
-from etl.tables import SourceTables
-from etl.validate import Finding, clean_tables
+from etl.build import BuildReport
+from etl.load import load_graph
+from etl.validate import Finding
 from graphrec.core import db
 from graphrec.core.artifacts import GRAPH_FORMAT_VERSION, graphs_dir, save_graph, write_pointer
+from graphrec.core.config import GraphConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,34 +26,6 @@ class BuildResult:
     path: Path
     manifest: dict[str, Any]
     summary: str
-
-
-def fingerprint(tables: SourceTables) -> str:
-    """A hash of the source rows that matter to the graph: equal fingerprints, equal graphs."""
-    h = hashlib.sha256()
-    for arr in (
-        tables.users.id,
-        tables.users.created_at,
-        tables.goods.id,
-        tables.goods.created_at,
-        tables.goods.deleted_at,
-        tables.goods.embedding,
-        tables.collections.id,
-        tables.collections.owner_id,
-        tables.collections.created_at,
-        tables.collection_goods.collection_id,
-        tables.collection_goods.good_id,
-        tables.collection_goods.added_at,
-        tables.saves.user_id,
-        tables.saves.good_id,
-        tables.saves.saved_at,
-        tables.follows.follower_id,
-        tables.follows.followee_id,
-        tables.follows.created_at,
-    ):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update("\x1f".join(str(d) for d in tables.goods.domain.tolist()).encode())
-    return h.hexdigest()[:16]
 
 
 def iso(seconds: int) -> str:
@@ -89,25 +61,23 @@ def format_summary(path: Path, report: BuildReport, findings: list[Finding], dat
 def build_graph_artifact(
     url: str,
     artifacts: Path,
+    cfg: GraphConfig,
     *,
     as_of: int | None = None,
     out: Path | None = None,
-    strict: bool = False,
-    min_goods: int = 10,
-    embedding_dim: int = 512,
 ) -> BuildResult:
+    """Load the graph as of `as_of` (default: the newest row) and write it under artifacts/graphs/<name>
+    (or `out`); the latest graph built without `as_of` or `out` becomes artifacts/graphs/LATEST."""
     with db.connect(url) as conn:
-        tables = read_tables(conn)
-        schema_version = max(db.applied_versions(conn), default=0)
-    cleaned, findings = clean_tables(tables, embedding_dim, strict=strict)
-    data, id_maps, report = build_graph(cleaned, as_of=as_of, min_goods=min_goods)
-    fp = fingerprint(tables)
+        g = load_graph(conn, cfg, as_of, with_fingerprint=True)
+    data, report = g.data, g.report
+    fp = g.fingerprint or ""
     stamp = dt.datetime.fromtimestamp(report.as_of, dt.UTC).strftime("%Y%m%dT%H%M%S")
     name = f"graph-{stamp}-{fp[:8]}"
     path = Path(out) if out else graphs_dir(artifacts) / name
     manifest = {
         "format_version": GRAPH_FORMAT_VERSION,
-        "schema_version": schema_version,
+        "schema_version": g.schema_version,
         "as_of": report.as_of,
         "as_of_iso": iso(report.as_of),
         "as_of_requested": as_of is not None,
@@ -115,14 +85,14 @@ def build_graph_artifact(
         "source_fingerprint": fp,
         "counts": report.counts,
         "eligible_users": report.eligible_users,
-        "min_goods": min_goods,
+        "min_goods": cfg.min_goods,
         "embedding_dim": int(data["good"].x.shape[1]),
         "dropped": report.dropped,
-        "findings": [f.__dict__ for f in findings],
+        "findings": [dataclasses.asdict(f) for f in g.findings],
     }
-    save_graph(path, data, id_maps, manifest)
+    save_graph(path, data, g.id_maps, manifest)
     if out is None and as_of is None:
         write_pointer(graphs_dir(artifacts) / "LATEST", name)
-    summary = format_summary(path, report, findings, data)
-    log.info("built graph", extra={"path": str(path), "counts": report.counts, "findings": len(findings)})
+    summary = format_summary(path, report, g.findings, data)
+    log.info("built graph", extra={"path": str(path), "counts": report.counts, "findings": len(g.findings)})
     return BuildResult(path=path, manifest=manifest, summary=summary)

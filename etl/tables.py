@@ -1,4 +1,5 @@
-"""The source tables as columnar numpy arrays: what `etl` reads from Postgres and the demo generator makes.
+"""The source tables as columnar numpy arrays (what `etl` reads from Postgres and the demo generator makes),
+and the demo's planted truth.
 
 Times are int64 unix seconds (UTC). `NO_TIME` marks a missing time (a good that was never deleted).
 Ids are database ids (`user_id`, `good_id`, ...), never graph indices.
@@ -76,6 +77,15 @@ class SourceTables:
         return {
             f.name: len(getattr(self, f.name).__dict__[fields(getattr(self, f.name))[0].name]) for f in fields(self)
         }
+
+
+@dataclass
+class DemoTruth:
+    """The demo generator's planted answer (tables demo_user_interests and demo_good_styles)."""
+
+    user_interests: dict[str, np.ndarray]  # user_id, style, weight (the interests at the end)
+    good_style: dict[str, np.ndarray]  # good_id, style
+    style_vecs: np.ndarray  # float32 [S, dim]; empty when read back from the database
 
 
 def take(table: object, mask: np.ndarray) -> object:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation import baselines as B
 from evaluation.evaluator import EvalResult, Recommender, evaluate
@@ -21,6 +21,9 @@ from evaluation.protocol import EvalSet, from_public
 from evaluation.report import flat_metrics, write_report
 from graphrec.core.config import Config
 
+if TYPE_CHECKING:
+    from etl.tables import SourceTables
+
 log = logging.getLogger(__name__)
 
 DATASETS = ("demo", "gowalla", "beauty")
@@ -28,24 +31,26 @@ DATASETS = ("demo", "gowalla", "beauty")
 
 def load_database(url: str, cfg: Config, split_at: str | None = None, test_share: float | None = None) -> EvalSet:
     """The Goodsend tables, read once, checked as `build-graph` checks them, split at T."""
-    from etl.source import read_tables, read_truth
-    from etl.validate import clean_tables
+    from etl.load import load_graph
+    from etl.source import read_truth
     from evaluation.split import split_tables, split_time
     from graphrec.core import db
 
-    with db.connect(url) as conn:
-        tables = read_tables(conn)
-        truth = read_truth(conn)
-    tables, findings = clean_tables(tables, cfg.graph.embedding_dim, strict=cfg.graph.strict)
-    for f in findings:
-        log.info("input: %s", f.describe())
     ev = cfg.evaluate
-    T = split_time(
-        tables.saves.saved_at,
-        ev.split_at if split_at is None else split_at,
-        ev.test_share if test_share is None else test_share,
-    )
-    return split_tables(tables, T, min_goods=cfg.graph.min_goods, truth=truth, name="demo", seed=ev.seed)
+
+    def T(tables: SourceTables) -> int:
+        return split_time(
+            tables.saves.saved_at,
+            ev.split_at if split_at is None else split_at,
+            ev.test_share if test_share is None else test_share,
+        )
+
+    with db.connect(url) as conn:
+        loaded = load_graph(conn, cfg.graph, T, keep_tables=True)
+        truth = read_truth(conn)
+    for f in loaded.findings:
+        log.info("input: %s", f.describe())
+    return split_tables(loaded, truth=truth, name="demo", seed=ev.seed)
 
 
 def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:

@@ -1,7 +1,7 @@
 """The Goodsend protocol: one global split time T over the source tables, read once.
 
-Everything a recommender sees is etl's graph built as of T (`build_graph(tables, as_of=T)`: no node or edge
-newer than T, no good deleted by T). The test set is the saves made after T:
+Everything a recommender sees is etl's graph loaded as of T (`load_graph(conn, cfg, as_of=T)`: no node or
+edge newer than T, no good deleted by T). The test set is the saves made after T:
 - evaluated users: eligible at T (more than `min_goods` goods) with at least one test save of a good that
   existed at T (a candidate);
 - candidates: every good in the as-of-T graph, minus the user's own saves before T (masked by the evaluator);
@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from etl.build import build_graph
-from etl.demo_data import DemoTruth as PlantedTruth
-from etl.tables import SourceTables
+from etl.load import LoadedGraph
+from etl.tables import DemoTruth as PlantedTruth
 from evaluation.protocol import DemoTruth, EvalSet, SoftTest, TrainData, binary_csr
 from graphrec.core.artifacts import SAVES
 
@@ -74,16 +73,18 @@ def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def split_tables(
-    tables: SourceTables,
-    T: int,
+    loaded: LoadedGraph,
     *,
-    min_goods: int = 10,
     truth: PlantedTruth | None = None,
     name: str = "demo",
     seed: int = 0,
 ) -> EvalSet:
-    """The EvalSet of checked source tables (etl.validate.clean_tables) at split time T (unix seconds)."""
-    data, id_maps, report = build_graph(tables, as_of=T, min_goods=min_goods)
+    """The EvalSet of a graph loaded as of the split time T (etl.load.load_graph with keep_tables: the
+    checked tables hold the saves after T that become the test set)."""
+    if loaded.tables is None:
+        raise ValueError("split_tables needs the checked tables: load the graph with keep_tables=True")
+    tables, data, id_maps, report = loaded.tables, loaded.data, loaded.id_maps, loaded.report
+    T, min_goods = report.as_of, report.min_goods
     n_users, n_goods = int(data["user"].num_nodes), int(data["good"].num_nodes)
     edge = data[SAVES].edge_index.numpy()
     train_saves = binary_csr(edge[0], edge[1], (n_users, n_goods))

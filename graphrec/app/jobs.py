@@ -1,10 +1,11 @@
 """The scheduled jobs, wiring the stages: `recommend` (daily), `recommend_user` (on demand) and `retrain`
 (weekly).
 
-recommend: read the source tables and build the graph as of now (etl), load the CURRENT model and embed that
-graph with it (training), then retrieve, re-rank, fall back, explain and write back (serving). Each stage is
-timed; one JSON summary line ends the run and, when Telegram is configured, an alert goes out (a failure
-names its stage). Only one recommend and one retrain run at a time (PostgreSQL advisory locks).
+recommend: load the graph as of now (etl.load), load the CURRENT model and embed that graph with it
+(training), then retrieve, re-rank, fall back, explain and write back (serving). Each job runs inside
+graphrec.core.runs.job: only one recommend and one retrain at a time (PostgreSQL advisory locks), each stage
+timed, a failure recorded and alerted naming its stage; one JSON summary line ends the run and, when
+Telegram is configured, a summary alert goes out.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core import alerts
+from graphrec.core import alerts, runs
 from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
 from graphrec.core.config import Config
 from graphrec.core.stages import Stages
 from serving import picks as P
-from serving import store
+from serving import reads, store
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,7 @@ class RecommendResult:
 def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embeddings:
     """Graph as of now from the database, embedded with the CURRENT model."""
     with stages.stage("import"):  # torch and PyG take seconds to import; count them
-        from etl.build import build_graph
-        from etl.source import read_tables
-        from etl.validate import clean_tables
+        from etl.load import load_graph
         from training.checkpoint import load_trained
         from training.embed import embed
         from training.models import MODELS
@@ -68,17 +67,12 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embedding
                 "run `graphrec train --promote` or `graphrec retrain`"
             )
         trained = load_trained(checkpoint)
-    with stages.stage("read_tables"):
-        from graphrec.core import db
+    from graphrec.core import db
 
-        with db.connect(url) as conn:
-            tables = read_tables(conn)
-    with stages.stage("build_graph"):
-        cleaned, findings = clean_tables(tables, cfg.graph.embedding_dim, strict=cfg.graph.strict)
-        del tables
-        data, id_maps, report = build_graph(cleaned, as_of=None, min_goods=cfg.graph.min_goods)
-        del cleaned
-        log.info("graph built", extra={"counts": report.counts, "findings": len(findings)})
+    with db.connect(url) as conn:
+        graph = load_graph(conn, cfg.graph, stages=stages)  # stages "read_tables" and "build_graph"
+    data, id_maps = graph.data, graph.id_maps
+    del graph
     with stages.stage("embed", model=trained.version, kind=trained.kind):
         emb = embed(trained, data, id_maps)
     new_goods = int((~np.asarray(emb.good_known)).sum())
@@ -94,68 +88,54 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embedding
 
 
 def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> RecommendResult:
-    """The daily job: everyone's picks, written back atomically. Raises store.JobLocked if another runs.
+    """The daily job: everyone's picks, written back atomically. Raises runs.JobLocked if another runs.
 
     embeddings_path: serve from a saved Embeddings file instead of embedding with the CURRENT model.
     """
     rc = cfg.recommend
     stages = Stages()
-    started = time.time()
-    run_id: int | None = None
-    model_version: str | None = None
-    try:
-        with store.job_lock(url, "recommend") as conn:
-            run_id = store.new_run_id(conn)
-            store.set_activity(conn, f"graphrec recommend run {run_id}")
-            log.info("recommend run %d started", run_id, extra={"run_id": run_id})
-            if embeddings_path is not None:
-                with stages.stage("load_embeddings"):
-                    emb = Embeddings.load(Path(embeddings_path))
-            else:
-                emb = _load_current_embeddings(cfg, url, stages)
-            model_version = emb.model_version
-            with stages.stage("save_embeddings"):
-                emb.save(run_embeddings_path(cfg.artifacts, run_id))
-            with stages.stage("read_rows"):
-                rows = store.read_rows(conn, rc.repeat_days)
-            picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, stages=stages)
-            with stages.stage("render"):
-                labels = store.read_labels(conn, *P.label_ids(picks, rows))
-                pick_rows = P.to_rows(picks, rows, labels, rc)
-            counts = picks.counts(rc.min_picks, rows.num_goods)
-            if counts["users_eligible"] and not counts["picks"]:
-                # Publishing this would empty every feed; the previous run stays current instead.
-                raise RuntimeError(f"no picks for any of {counts['users_eligible']} eligible users")
-            with stages.stage("stage_copy", rows=len(pick_rows)):
-                store.stage_picks(conn, pick_rows)
-            with stages.stage("publish"):
-                metrics = {
-                    "seconds": {k: round(v, 3) for k, v in stages.seconds.items()},
-                    "model_kind": emb.model_kind,
-                }
-                store.publish(conn, run_id, model_version, started, counts, metrics)
-            with stages.stage("prune"):
-                pruned = store.prune(conn, cfg.artifacts, rc.keep_runs, rc.repeat_days)
-    except store.JobLocked:
-        raise
-    except BaseException as e:
-        log.exception("recommend failed at stage %s", stages.current, extra={"stage": stages.current, "run_id": run_id})
-        try:
-            store.record_failure(
-                url, run_id, "recommend", model_version, started, stages.current, f"{type(e).__name__}: {e}"
-            )
-        except Exception:  # the database may be what failed
-            log.exception("could not record the failed run")
-        alerts.notify_failure("recommend", stages.current, e, run_id)
-        raise
-    result = RecommendResult(
-        run_id=run_id,
-        model_version=model_version,
-        counts=counts,
-        seconds=dict(stages.seconds),
-        peak_mb=dict(stages.peak_mb),
-        duration_s=time.time() - started,
-    )
+    with runs.job(url, "recommend", stages) as job:
+        conn = job.conn
+        run_id = job.run_id = runs.new_run_id(conn)
+        runs.set_activity(conn, f"graphrec recommend run {run_id}")
+        log.info("recommend run %d started", run_id, extra={"run_id": run_id})
+        if embeddings_path is not None:
+            with stages.stage("load_embeddings"):
+                emb = Embeddings.load(Path(embeddings_path))
+        else:
+            emb = _load_current_embeddings(cfg, url, stages)
+        model_version = job.model_version = emb.model_version
+        with stages.stage("save_embeddings"):
+            emb.save(run_embeddings_path(cfg.artifacts, run_id))
+        with stages.stage("read_rows"):
+            rows = reads.read_rows(conn, rc.repeat_days)
+        picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, stages=stages)
+        with stages.stage("render"):
+            labels = reads.read_labels(conn, *P.label_ids(picks, rows))
+            pick_rows = P.to_rows(picks, rows, labels, rc)
+        counts = picks.counts(rc.min_picks, rows.num_goods)
+        if counts["users_eligible"] and not counts["picks"]:
+            # Publishing this would empty every feed; the previous run stays current instead.
+            raise RuntimeError(f"no picks for any of {counts['users_eligible']} eligible users")
+        with stages.stage("stage_copy", rows=len(pick_rows)):
+            store.stage_picks(conn, pick_rows)
+        with stages.stage("publish"):
+            metrics = {
+                "seconds": {k: round(v, 3) for k, v in stages.seconds.items()},
+                "model_kind": emb.model_kind,
+            }
+            store.publish(conn, run_id, model_version, job.started, counts, metrics)  # the run row, with its picks
+        with stages.stage("prune"):
+            pruned = store.prune(conn, cfg.artifacts, rc.keep_runs, rc.repeat_days)
+        result = RecommendResult(
+            run_id=run_id,
+            model_version=model_version,
+            counts=counts,
+            seconds=dict(stages.seconds),
+            peak_mb=dict(stages.peak_mb),
+            duration_s=time.time() - job.started,
+        )
+        job.summary = alerts.recommend_summary_text(result.summary())
     log.info(
         "recommend run %d succeeded",
         run_id,
@@ -168,7 +148,6 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
     )
     if counts["users_short"]:
         log.warning("%d eligible users got fewer than %d picks", counts["users_short"], rc.min_picks)
-    alerts.notify_summary(alerts.recommend_summary_text(result.summary()))
     return result
 
 
@@ -188,12 +167,12 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
     from graphrec.core import db
 
     with db.connect(url, autocommit=True) as conn:
-        current = store.current_run(conn)
+        current = runs.current_run(conn)
         if current is None:
             raise LookupError("no current run: run `graphrec recommend` first")
         emb = Embeddings.load(run_embeddings_path(cfg.artifacts, current.id))
         recent_days = max(rc.followee_days, rc.popular_days)
-        rows = store.read_rows(conn, rc.repeat_days, user_ids=[user_id], recent_days=recent_days)
+        rows = reads.read_rows(conn, rc.repeat_days, user_ids=[user_id], recent_days=recent_days)
         idx = rows.user_idx(np.array([user_id]))
         mine = rows.save_good[(rows.save_user == user_id) & (rows.good_idx(rows.save_good) >= 0)]
         saved = len(np.unique(mine))
@@ -201,10 +180,10 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
         if idx[0] < 0 or not out.eligible:
             return out
         picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, users=idx)
-        pick_rows = P.to_rows(picks, rows, store.read_labels(conn, *P.label_ids(picks, rows)), rc)
+        pick_rows = P.to_rows(picks, rows, reads.read_labels(conn, *P.label_ids(picks, rows)), rc)
         if write:
             store.replace_user_picks(conn, pick_rows, user_id)
-            out.picks = store.for_you(conn, user_id, rc.picks_per_user)
+            out.picks = reads.for_you(conn, user_id, rc.picks_per_user)
         else:
             out.picks = [
                 {"rank": int(r), "good_id": int(g), "score": float(s), "reason": w, "is_fallback": bool(f)}
@@ -222,7 +201,7 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
 
 def rollback(cfg: Config, url: str, run_id: int | None = None) -> tuple[int | None, int]:
     """Serve an older run's picks (default: the newest succeeded run before the current one)."""
-    with store.job_lock(url, "recommend") as conn:
+    with runs.job_lock(url, "recommend") as conn:
         previous, now = store.rollback(conn, run_id)
     log.info("rolled back from run %s to run %d", previous, now, extra={"from_run": previous, "to_run": now})
     return previous, now
@@ -272,74 +251,50 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
     from training.train import fit
 
     stages = Stages()
-    started = time.time()
     models = models_dir(cfg.artifacts)
-    try:
-        with store.job_lock(url, "retrain") as conn:
-            store.set_activity(conn, "graphrec retrain")
-            with stages.stage("build_graph"):
-                built = build_graph_artifact(
-                    url,
-                    cfg.artifacts,
-                    strict=cfg.graph.strict,
-                    min_goods=cfg.graph.min_goods,
-                    embedding_dim=cfg.graph.embedding_dim,
-                )
-                data, id_maps, manifest = load_graph(built.path)
-            with stages.stage("train", model=cfg.train.model):
-                trained = fit(data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress)
-                save_trained(trained, models)
-            new_val = {k: v for k, v in trained.meta.val.items() if isinstance(v, int | float)}
-            with stages.stage("evaluate"):
-                current_path = current_model(models)
-                current_val = None
-                current_version = None
-                if current_path is not None:
-                    current = load_trained(current_path)
-                    current_version = current.version
-                    # Same window as the new model's validation: the current model embeds the graph
-                    # without the held-out saves and is scored on them.
-                    split = time_split(data, cfg.train.val_share)
-                    cur_emb = embed(current, split.graph, id_maps)
-                    current_val = validation_metrics(cur_emb.user_vecs, cur_emb.good_vecs, split)
-                promoted, reason = compare_validation(new_val, current_val, cfg.recommend.promote_tolerance)
-            if promoted:
-                set_current_model(models, trained.version)
-            result = RetrainResult(
-                version=trained.version,
-                promoted=promoted,
-                reason=reason,
-                new_val=new_val,
-                current_val=current_val,
-                current_version=current_version,
-                seconds=dict(stages.seconds),
-            )
-            store.record_run(
-                conn,
-                "retrain",
-                trained.version,
-                started,
-                "succeeded",
-                {"promoted": int(promoted)},
-                {**dataclasses.asdict(result), "graph": str(built.path)},
-            )
-    except store.JobLocked:
-        raise
-    except BaseException as e:
-        log.exception("retrain failed at stage %s", stages.current, extra={"stage": stages.current})
-        try:
-            store.record_failure(url, None, "retrain", None, started, stages.current, f"{type(e).__name__}: {e}")
-        except Exception:
-            log.exception("could not record the failed run")
-        alerts.notify_failure("retrain", stages.current, e)
-        raise
+    with runs.job(url, "retrain", stages) as job:
+        runs.set_activity(job.conn, "graphrec retrain")
+        with stages.stage("build_graph"):
+            built = build_graph_artifact(url, cfg.artifacts, cfg.graph)
+            data, id_maps, manifest = load_graph(built.path)
+        with stages.stage("train", model=cfg.train.model):
+            trained = fit(data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress)
+            save_trained(trained, models)
+        new_val = {k: v for k, v in trained.meta.val.items() if isinstance(v, int | float)}
+        with stages.stage("evaluate"):
+            current_path = current_model(models)
+            current_val = None
+            current_version = None
+            if current_path is not None:
+                current = load_trained(current_path)
+                current_version = current.version
+                # Same window as the new model's validation: the current model embeds the graph
+                # without the held-out saves and is scored on them.
+                split = time_split(data, cfg.train.val_share)
+                cur_emb = embed(current, split.graph, id_maps)
+                current_val = validation_metrics(cur_emb.user_vecs, cur_emb.good_vecs, split)
+            promoted, reason = compare_validation(new_val, current_val, cfg.recommend.promote_tolerance)
+        if promoted:
+            set_current_model(models, trained.version)
+        result = RetrainResult(
+            version=trained.version,
+            promoted=promoted,
+            reason=reason,
+            new_val=new_val,
+            current_val=current_val,
+            current_version=current_version,
+            seconds=dict(stages.seconds),
+        )
+        job.succeed(
+            trained.version, {"promoted": int(promoted)}, {**dataclasses.asdict(result), "graph": str(built.path)}
+        )
+        job.summary = (
+            f"graphrec retrain ok: model {result.version} {'PROMOTED' if promoted else 'kept aside'} "
+            f"({reason}); {time.time() - job.started:.0f} s"
+        )
     log.info(
         "retrain finished: %s",
         reason,
-        extra={"summary": "retrain", **dataclasses.asdict(result), "duration_s": time.time() - started},
-    )
-    alerts.notify_summary(
-        f"graphrec retrain ok: model {result.version} {'PROMOTED' if promoted else 'kept aside'} "
-        f"({reason}); {time.time() - started:.0f} s"
+        extra={"summary": "retrain", **dataclasses.asdict(result), "duration_s": time.time() - job.started},
     )
     return result

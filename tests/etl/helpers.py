@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from etl.demo_data import DemoParams, DemoTruth, generate
-from etl.tables import SourceTables
+from etl.demo_data import DemoParams, generate
+from etl.tables import DemoTruth, SourceTables
 
 SMALL = DemoParams(users=80, goods=900, styles=6, domains=24, dim=16, seed=3, days=120)
 

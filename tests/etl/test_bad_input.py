@@ -8,8 +8,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from etl.source import read_tables, write_tables
+from etl.source import read_tables
 from etl.validate import InputError, clean_tables
+from etl.write import write_tables
 from graphrec.core import db
 from tests.etl.helpers import SMALL, small_world
 

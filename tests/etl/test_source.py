@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from etl.source import read_tables, read_truth, write_tables
+from etl.source import read_tables, read_truth
+from etl.write import write_tables
 from graphrec.core import db
 from tests.etl.helpers import small_world
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from etl.demo_data import DemoParams, generate
-from etl.source import write_tables
+from etl.write import write_tables
 from evaluation.baselines import BASELINES, oracle
 from evaluation.evaluator import Recommender, evaluate
 from evaluation.models import graph_model

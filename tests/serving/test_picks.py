@@ -8,23 +8,23 @@ import time
 import numpy as np
 from world import DELETED, FEW_SAVES, NEW_USER, STYLE_A, World, good_domain
 
-from graphrec.core import db
+from graphrec.core import db, runs
 from graphrec.core.config import RecommendConfig
 from serving import picks as P
-from serving import store
+from serving import reads, store
 
 
 def _run(world: World, cfg: RecommendConfig) -> tuple[P.Picks, P.PickRows]:
     with db.connect(world.url) as conn:
-        rows = store.read_rows(conn, cfg.repeat_days)
+        rows = reads.read_rows(conn, cfg.repeat_days)
         p = P.make_picks(world.emb, rows, cfg, min_goods=10)
-        labels = store.read_labels(conn, *P.label_ids(p, rows))
+        labels = reads.read_labels(conn, *P.label_ids(p, rows))
         return p, P.to_rows(p, rows, labels, cfg)
 
 
 def _publish(world: World, pr: P.PickRows) -> int:
-    with store.job_lock(world.url, "recommend") as conn:
-        run_id = store.new_run_id(conn)
+    with runs.job_lock(world.url, "recommend") as conn:
+        run_id = runs.new_run_id(conn)
         store.stage_picks(conn, pr)
         store.publish(conn, run_id, "v-test", time.time(), {}, {})
     return run_id

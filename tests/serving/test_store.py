@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from world import NEW_USER, World, for_you_all
 
-from graphrec.core import db
+from graphrec.core import db, runs
 from graphrec.core.artifacts import run_embeddings_path
 from graphrec.core.config import RecommendConfig
 from serving import picks as P
-from serving import store
+from serving import reads, store
 
 USERS = list(range(1, 21)) + [NEW_USER]
 CFG = RecommendConfig(picks_per_user=10)
@@ -24,11 +24,11 @@ CFG = RecommendConfig(picks_per_user=10)
 
 def _daily(world: World, artifacts: Path | None = None) -> int:
     """One recommend run's write-back (what the pipeline does after the model), returning its run id."""
-    with store.job_lock(world.url, "recommend") as conn:
-        rows = store.read_rows(conn, CFG.repeat_days)
+    with runs.job_lock(world.url, "recommend") as conn:
+        rows = reads.read_rows(conn, CFG.repeat_days)
         p = P.make_picks(world.emb, rows, CFG, min_goods=10)
-        pr = P.to_rows(p, rows, store.read_labels(conn, *P.label_ids(p, rows)), CFG)
-        run_id = store.new_run_id(conn)
+        pr = P.to_rows(p, rows, reads.read_labels(conn, *P.label_ids(p, rows)), CFG)
+        run_id = runs.new_run_id(conn)
         if artifacts is not None:
             world.emb.save(run_embeddings_path(artifacts, run_id))
         store.stage_picks(conn, pr)
@@ -74,25 +74,25 @@ def test_reader_never_sees_a_mix_or_an_empty_feed(world: World) -> None:
 
 
 def test_second_run_is_refused_while_the_lock_is_held(world: World) -> None:
-    with store.job_lock(world.url, "recommend"):
-        with pytest.raises(store.JobLocked, match="another graphrec recommend is running"):
-            with store.job_lock(world.url, "recommend"):
+    with runs.job_lock(world.url, "recommend"):
+        with pytest.raises(runs.JobLocked, match="another graphrec recommend is running"):
+            with runs.job_lock(world.url, "recommend"):
                 pass
-        with store.job_lock(world.url, "retrain"):  # other jobs have their own lock
+        with runs.job_lock(world.url, "retrain"):  # other jobs have their own lock
             pass
-    with store.job_lock(world.url, "recommend"):  # released with its session
+    with runs.job_lock(world.url, "recommend"):  # released with its session
         pass
 
 
 def test_rollback_and_back(world: World) -> None:
     a, b = _daily(world), _daily(world)
     with db.connect(world.url, autocommit=True) as conn:
-        picks_b = [r["good_id"] for r in store.for_you(conn, 1)]
+        picks_b = [r["good_id"] for r in reads.for_you(conn, 1)]
         assert store.rollback(conn) == (b, a)
-        feed = store.for_you(conn, 1)
+        feed = reads.for_you(conn, 1)
         assert {r["run_id"] for r in feed} == {a} and [r["good_id"] for r in feed] != picks_b
         assert store.rollback(conn, b) == (a, b)
-        assert [r["good_id"] for r in store.for_you(conn, 1)] == picks_b
+        assert [r["good_id"] for r in reads.for_you(conn, 1)] == picks_b
         with pytest.raises(LookupError, match="does not exist"):
             store.rollback(conn, 999)
         store.rollback(conn, a)
@@ -112,17 +112,17 @@ def test_prune_keeps_current_and_newest(world: World, artifacts: Path) -> None:
 def test_rescore_one_user_replaces_only_their_picks(world: World) -> None:
     run_id = _daily(world)
     with db.connect(world.url, autocommit=True) as conn:
-        before_other = store.for_you(conn, 2)
-        before = {r["good_id"] for r in store.for_you(conn, 1)}
-        rows = store.read_rows(conn, CFG.repeat_days, user_ids=[1])
+        before_other = reads.for_you(conn, 2)
+        before = {r["good_id"] for r in reads.for_you(conn, 1)}
+        rows = reads.read_rows(conn, CFG.repeat_days, user_ids=[1])
         p = P.make_picks(world.emb, rows, CFG, 10, users=rows.user_idx(np.array([1])))
-        pr = P.to_rows(p, rows, store.read_labels(conn, *P.label_ids(p, rows)), CFG)
+        pr = P.to_rows(p, rows, reads.read_labels(conn, *P.label_ids(p, rows)), CFG)
         assert store.replace_user_picks(conn, pr, 1) == run_id
-        feed = store.for_you(conn, 1)
+        feed = reads.for_you(conn, 1)
         assert [r["good_id"] for r in feed] == pr.good_id.tolist()
         # The repeat filter saw today's picks, so the rescored feed is all new; other users are untouched.
         assert not before & {r["good_id"] for r in feed} and len(feed) == 10
-        assert store.for_you(conn, 2) == before_other
+        assert reads.for_you(conn, 2) == before_other
 
 
 def test_for_you_seeks_the_index_on_run_and_user(world: World) -> None:

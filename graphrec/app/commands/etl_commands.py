@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def demo_data(
 ) -> None:
     """Fill the source tables with a synthetic Goodsend whose structure (true interests) is known."""
     from etl.demo_data import DemoParams, generate
-    from etl.source import write_tables
+    from etl.write import write_tables
 
     cfg = ctx.config.demo
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -95,16 +96,13 @@ def build_graph_cmd(
     from etl.validate import InputError
 
     cfg = ctx.config.graph
+    cfg = dataclasses.replace(
+        cfg,
+        strict=cfg.strict if strict is None else strict,
+        min_goods=cfg.min_goods if min_goods is None else min_goods,
+    )
     try:
-        result = build_graph_artifact(
-            ctx.database_url(),
-            ctx.config.artifacts,
-            as_of=_parse_time(as_of),
-            out=out,
-            strict=cfg.strict if strict is None else strict,
-            min_goods=cfg.min_goods if min_goods is None else min_goods,
-            embedding_dim=cfg.embedding_dim,
-        )
+        result = build_graph_artifact(ctx.database_url(), ctx.config.artifacts, cfg, as_of=_parse_time(as_of), out=out)
     except InputError as e:
         raise click.ClickException(f"bad input, no graph written: {e}") from None
     click.echo(result.summary)

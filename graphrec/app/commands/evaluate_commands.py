@@ -43,7 +43,7 @@ def evaluate(
     """Time-split evaluation of the baselines and trained models; writes a report and records the run."""
     from evaluation.run import run_evaluation
     from graphrec.core import db
-    from serving.store import record_run
+    from graphrec.core.runs import record_run
 
     cfg = ctx.config
     if cfg.train.threads > 0:

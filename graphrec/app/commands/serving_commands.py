@@ -31,7 +31,7 @@ def _locked(e: Exception) -> None:
 def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path: Path | None) -> None:
     """Write today's For You picks for every eligible user (the daily job), or rescore one user."""
     from graphrec.app import jobs as pipeline
-    from serving.store import JobLocked
+    from graphrec.core.runs import JobLocked
 
     url = ctx.database_url()
     if user_id is not None:
@@ -71,7 +71,7 @@ def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path:
 def rollback(ctx: Context, run_id: int | None) -> None:
     """Serve an older recommend run's picks again."""
     from graphrec.app import jobs as pipeline
-    from serving.store import JobLocked
+    from graphrec.core.runs import JobLocked
 
     try:
         previous, now = pipeline.rollback(ctx.config, ctx.database_url(), run_id)
@@ -87,7 +87,7 @@ def rollback(ctx: Context, run_id: int | None) -> None:
 def retrain(ctx: Context) -> None:
     """Build the graph, train, and promote the new model only if validation says it is not worse (weekly)."""
     from graphrec.app import jobs as pipeline
-    from serving.store import JobLocked
+    from graphrec.core.runs import JobLocked
 
     try:
         r = pipeline.retrain(ctx.config, ctx.database_url(), progress=sys.stderr.isatty())

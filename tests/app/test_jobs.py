@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from graphrec.app.cli import cli
 from graphrec.app.commands.serving_commands import LOCKED_EXIT
 from graphrec.app.jobs import compare_validation
-from graphrec.core import db
-from serving import store
+from graphrec.core import db, runs
+from serving import reads
 
-sys.path.insert(0, str(Path(__file__).parent / "serving"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "serving"))
 from world import NEW_USER, World, build_world, for_you_all  # noqa: E402
 
 USERS = list(range(1, 21)) + [NEW_USER]
@@ -119,7 +119,7 @@ def test_sigkill_at_any_stage_leaves_everything_as_it_was(setup: tuple[World, Pa
 
 def test_second_concurrent_run_exits_at_once_with_its_own_status(setup: tuple[World, Path]) -> None:
     world, emb_file = setup
-    with store.job_lock(world.url, "recommend"):
+    with runs.job_lock(world.url, "recommend"):
         result = CliRunner().invoke(cli, ["recommend", "--embeddings", str(emb_file)])
         assert result.exit_code == LOCKED_EXIT
         assert "another graphrec recommend is running" in result.output
@@ -138,16 +138,16 @@ def test_rollback_and_one_user_through_the_cli(setup: tuple[World, Path]) -> Non
         runs = [r["id"] for r in conn.execute("SELECT id FROM graphrec_runs ORDER BY id").fetchall()]
         out = runner.invoke(cli, ["rollback"])
         assert out.exit_code == 0 and f"run {runs[0]} is current (was {runs[1]})" in out.output
-        assert {r["run_id"] for r in store.for_you(conn, 1)} == {runs[0]}
+        assert {r["run_id"] for r in reads.for_you(conn, 1)} == {runs[0]}
         assert runner.invoke(cli, ["rollback", "--run", "12345"]).exit_code == 1
 
-        before = [r["good_id"] for r in store.for_you(conn, 3)]
+        before = [r["good_id"] for r in reads.for_you(conn, 3)]
         dry = runner.invoke(cli, ["recommend", "--user", "3", "--dry-run"])
         assert dry.exit_code == 0 and "not written" in dry.output
-        assert [r["good_id"] for r in store.for_you(conn, 3)] == before
+        assert [r["good_id"] for r in reads.for_you(conn, 3)] == before
         live = runner.invoke(cli, ["recommend", "--user", "3"])
         assert live.exit_code == 0 and f"written into run {runs[0]}" in live.output
-        after = [r["good_id"] for r in store.for_you(conn, 3)]
+        after = [r["good_id"] for r in reads.for_you(conn, 3)]
         assert len(after) == 20 and not set(after) & set(before), "today's picks are not repeated"
         few = runner.invoke(cli, ["recommend", "--user", "21"])
         assert "has 3 saved goods" in few.output

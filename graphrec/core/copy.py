@@ -1,0 +1,116 @@
+"""COPY between PostgreSQL and numpy arrays: the one binary COPY reader and the COPY writers every layer uses.
+
+Reading: `copy_int64` turns a query whose columns are all `bigint NOT NULL` into int64 arrays through binary
+COPY, without a Python loop per row; `copy_out` hands the raw binary stream (header checked) to readers of
+other layouts (etl's embeddings). Writing: `copy_text` sends columns as text COPY in chunks; `copy_binary`
+frames rows a caller encoded itself (etl's goods, whose embeddings would take seconds to format as text).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from graphrec.core.db import Connection
+
+# The binary COPY stream: an 11-byte signature, int32 flags, int32 length of a header extension area (then
+# the area), the rows, and an int16 -1 trailer. Each row: int16 field count, then per field an int32 length
+# (-1 for NULL) and the value in network byte order.
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+HEADER = SIGNATURE + struct.pack("!ii", 0, 0)
+TRAILER = struct.pack("!h", -1)
+_HAS_OIDS = 1 << 16
+_CHUNK = 20_000  # text rows per write
+_BINARY_BATCH = 5_000  # binary rows per write
+
+
+def copy_out(conn: Connection, query: str, params: dict[str, Any] | None = None) -> tuple[bytes, int]:
+    """The binary COPY of `query`: (the whole stream, offset of its first row). The rows end 2 bytes before
+    the end (the trailer). Raises ValueError naming the query when the stream is not a binary COPY."""
+    buf = bytearray()
+    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params) as copy:  # type: ignore[arg-type]
+        for chunk in copy:
+            buf += chunk
+    data = bytes(buf)
+    return data, body_start(data, query)
+
+
+def body_start(data: bytes, what: str) -> int:
+    """Offset of the first row of a binary COPY stream, after checking its signature, flags and trailer."""
+    if len(data) < len(HEADER) + len(TRAILER) or not data.startswith(SIGNATURE):
+        raise ValueError(f"not a binary COPY stream (no PGCOPY signature) from: {what}")
+    flags, extension = struct.unpack_from("!ii", data, len(SIGNATURE))
+    if flags & _HAS_OIDS:
+        raise ValueError(f"binary COPY with OIDs is not supported, from: {what}")
+    if extension < 0 or len(HEADER) + extension > len(data) - len(TRAILER) or not data.endswith(TRAILER):
+        raise ValueError(f"truncated binary COPY stream from: {what}")
+    return len(HEADER) + extension
+
+
+def copy_int64(
+    conn: Connection, query: str, ncols: int, params: dict[str, Any] | None = None
+) -> tuple[np.ndarray, ...]:
+    """The `ncols` columns of `query` (each bigint NOT NULL) as int64 arrays [rows], one per column.
+
+    Raises ValueError naming the query when a row has another number of fields, a NULL or a field that is
+    not 8 bytes wide (cast such columns with `::bigint` and COALESCE NULLs in the SQL).
+    """
+    data, start = copy_out(conn, query, params)
+    row = np.dtype([("n", ">i2")] + [x for i in range(ncols) for x in ((f"l{i}", ">i4"), (f"v{i}", ">i8"))])
+    body = memoryview(data)[start : len(data) - len(TRAILER)]
+    bad = f"expected {ncols} bigint NOT NULL columns per row from: {query}"
+    if len(body) % row.itemsize:
+        raise ValueError(bad)
+    rec = np.frombuffer(body, dtype=row)
+    if len(rec) and (np.any(rec["n"] != ncols) or any(np.any(rec[f"l{i}"] != 8) for i in range(ncols))):
+        raise ValueError(bad)
+    return tuple(rec[f"v{i}"].astype(np.int64) for i in range(ncols))
+
+
+def _statement(table: str, columns: Sequence[str], binary: bool) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+        sql.Identifier(*table.split(".")),
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(" (FORMAT binary)" if binary else ""),
+    )
+
+
+def text_field(value: object) -> str:
+    """One value in COPY's text format: None is NULL; backslash, tab, newline and return are escaped."""
+    if value is None:
+        return r"\N"
+    s = str(value)
+    if any(c in s for c in "\\\t\n\r"):
+        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return s
+
+
+def copy_text(conn: Connection, table: str, columns: Sequence[str], values: Sequence[Sequence[Any]]) -> None:
+    """COPY rows into `table` ("name" or "schema.name"): `values` holds one sequence per column, in `columns`
+    order, all of one length. Values are written with str() (bool as True/False, which PostgreSQL reads);
+    None is NULL."""
+    if len(values) != len(columns):
+        raise ValueError(f"COPY {table}: {len(columns)} columns but {len(values)} value lists")
+    n = len(values[0]) if values else 0
+    with conn.cursor() as cur, cur.copy(_statement(table, columns, binary=False)) as copy:
+        for start in range(0, n, _CHUNK):
+            rows = zip(*(c[start : start + _CHUNK] for c in values), strict=True)
+            copy.write("".join("\t".join(text_field(v) for v in row) + "\n" for row in rows))
+
+
+def copy_binary(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[bytes]) -> None:
+    """COPY rows already encoded in the binary row format (field count, then length and value per field)
+    into `table`; this adds the header and the trailer."""
+    with conn.cursor() as cur, cur.copy(_statement(table, columns, binary=True)) as copy:
+        copy.write(HEADER)
+        batch: list[bytes] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= _BINARY_BATCH:
+                copy.write(b"".join(batch))
+                batch = []
+        copy.write(b"".join(batch) + TRAILER)

@@ -169,6 +169,15 @@ class ForYouConfig:
     # Final list: MMR trade-off (0: ranker order) and the per-domain cap, as in [recommend].
     diversity: float = 0.0
     max_per_domain: int = 3
+    # Each user's interests (serving/foryou/interests.py): clusters of their saves' vectors in this space
+    # ("content": CLIP; "model": the graph model's good vectors), at most interest_max per user; a save less
+    # similar than interest_threshold (cosine, centred vectors) to every interest so far starts a new one.
+    interest_space: str = "content"
+    interest_max: int = 6
+    interest_threshold: float = 0.25
+    # Calibration of the final list to the user's interest mix (Steck 2018): 0 is the ranker's order, 1 only
+    # the mix. Chosen on validation.
+    calibration: float = 0.5
     seed: int = 0
 
 

@@ -249,3 +249,104 @@ def domain_among_picks(
     dom = np.where(top >= 0, np.asarray(good_domain)[np.maximum(top, 0)], -1)
     target = np.asarray(target_domain)[:, None]
     return ((dom == target) & (target >= 0)).any(axis=1)
+
+
+def mix_divergence(p: np.ndarray, q: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """KL(p || (1 - alpha) q + alpha p) per row, in nats (Steck's calibration divergence, smoothed so a list
+    that misses one of the user's groups stays finite). p, q: float [U, M] nonnegative, normalised here.
+    NaN for rows where p or q is all zero (no history or no list to compare)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    ps, qs = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
+    p = np.divide(p, ps, out=np.zeros_like(p), where=ps > 0)
+    q = np.divide(q, qs, out=np.zeros_like(q), where=qs > 0)
+    q = (1.0 - alpha) * q + alpha * p
+    ratio = np.divide(p, q, out=np.ones_like(p), where=p > 0)
+    kl = np.where(p > 0, p * np.log(ratio), 0.0).sum(axis=1)
+    return np.where((ps[:, 0] > 0) & (qs[:, 0] > 0), kl, np.nan)
+
+
+def calibration_kl(
+    picks: np.ndarray,
+    history: sp.csr_matrix,
+    good_group: np.ndarray,
+    k: int,
+    alpha: float = 0.01,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """How far each user's top-k mix of groups is from the mix of their history: mix_divergence(p, q) with p the
+    user's history over groups (weighted by `history`'s values, e.g. 1 per save or a recency weight) and q their
+    top-k picks over groups. float [U], NaN where either side has no grouped good; 0 is a perfectly calibrated
+    list. Rows of `history` align with rows of `picks`. good_group: int64 [G], any partition of the goods
+    (planted styles, domains, clusters of content vectors, see `content_groups`), -1 for goods in none."""
+    top = np.asarray(picks)[:, :k]
+    history = sp.csr_matrix(history)
+    group = np.asarray(good_group, dtype=np.int64)
+    if history.shape[0] != top.shape[0]:
+        raise ValueError(f"history has {history.shape[0]} rows for {top.shape[0]} rows of picks")
+    m = int(group.max()) + 1 if len(group) else 1
+    out = np.full(len(top), np.nan)
+    for start in range(0, len(top), batch_size):
+        h = history[start : start + batch_size]
+        b = h.shape[0]
+        hg = group[h.indices]
+        hr = np.repeat(np.arange(b), np.diff(h.indptr))
+        ok = hg >= 0
+        p = np.bincount(hr[ok] * m + hg[ok], weights=h.data[ok], minlength=b * m).reshape(b, m)
+        t = top[start : start + batch_size]
+        tg = np.where(t >= 0, group[np.maximum(t, 0)], -1)
+        tr = np.broadcast_to(np.arange(b)[:, None], t.shape)
+        ok = tg >= 0
+        q = np.bincount(tr[ok] * m + tg[ok], minlength=b * m).reshape(b, m).astype(np.float64)
+        out[start : start + b] = mix_divergence(p, q, alpha)
+    return out
+
+
+def planted_interest_coverage(
+    picks: np.ndarray, interest: np.ndarray, good_style: np.ndarray, k: int, min_weight: float = 0.15
+) -> np.ndarray:
+    """Share of each user's planted interests of weight >= min_weight with at least one top-k pick of that style.
+
+    interest: float [U, S] planted weights, rows aligned with `picks`; good_style: int64 [G] planted style per
+    good (-1 unknown). float [U], NaN for users with no interest that heavy (average with np.nanmean). Demo
+    evaluation only: it needs the generator's planted truth."""
+    top = np.asarray(picks)[:, :k]
+    interest = np.asarray(interest)
+    style = np.asarray(good_style, dtype=np.int64)
+    s = np.where(top >= 0, style[np.maximum(top, 0)], -1)
+    present = np.zeros(interest.shape, dtype=bool)
+    rows = np.broadcast_to(np.arange(len(top))[:, None], top.shape)
+    ok = (s >= 0) & (s < interest.shape[1])
+    present[rows[ok], s[ok]] = True
+    heavy = interest >= min_weight
+    n_heavy = heavy.sum(axis=1)
+    covered = (heavy & present).sum(axis=1)
+    return np.divide(covered, n_heavy, out=np.full(len(top), np.nan), where=n_heavy > 0)
+
+
+def content_groups(vectors: np.ndarray, n_groups: int, seed: int = 0, iters: int = 20) -> np.ndarray:
+    """A fixed partition of the goods for `calibration_kl` on data without planted styles: spherical k-means
+    of the (centred) content vectors into n_groups, seeded with `seed`. int64 [G]; -1 for zero vectors."""
+    x = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    valid = norms[:, 0] > 1e-12
+    x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 1e-12)
+    x = x - x[valid].mean(axis=0) if valid.any() else x
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    out = np.full(len(x), -1, dtype=np.int64)
+    idx = np.flatnonzero(valid)
+    if len(idx) == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    n_groups = min(n_groups, len(idx))
+    xi = x[idx]
+    c = xi[np.sort(rng.choice(len(idx), n_groups, replace=False))]
+    assign = np.zeros(len(idx), dtype=np.int64)
+    for _ in range(iters):
+        assign = np.concatenate([(xi[i : i + 65536] @ c.T).argmax(axis=1) for i in range(0, len(idx), 65536)])
+        member = sp.csr_matrix((np.ones(len(idx), np.float32), (assign, np.arange(len(idx)))), (n_groups, len(idx)))
+        new = np.asarray(member @ xi)
+        n = np.linalg.norm(new, axis=1, keepdims=True)
+        c = np.where(n > 1e-12, new / np.maximum(n, 1e-12), c)
+    out[idx] = assign
+    return out

@@ -1,0 +1,128 @@
+"""Calibrated lists (Steck, "Calibrated recommendations", RecSys 2018): the list's mix of the user's interests
+should match the mix of their history.
+
+p(c | u) is the user's interest weight (serving.foryou.interests), q(c | list) the share of the list's goods
+whose nearest interest is c, smoothed toward p as in the paper, q~ = (1 - alpha) q + alpha p, so the divergence
+stays finite. Greedy, one pick at a time for every user at once, the list takes the candidate maximising
+
+    (1 - lam) * relevance - lam * KL(p || q~(list + candidate))
+
+where relevance is the candidate's score min-max scaled to [0, 1] within the user's candidates (the same scaling
+as serving.rerank, so lam does not depend on the ranker's score scale). lam = 0 is the score order. A candidate
+with no interest (-1) leaves q unchanged. A candidate whose domain already holds `max_per_domain` picks is never
+taken, so the list already satisfies the domain cap that serving.rerank applies after it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.rerank import _first_occurrence
+
+ALPHA = 0.01
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """KL(p || (1 - alpha) q + alpha p) over the last axis, in nats; terms with p = 0 count 0."""
+    p, q = np.broadcast_arrays(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64))
+    q_s = (1.0 - alpha) * q + alpha * p
+    ratio = np.divide(p, q_s, out=np.ones_like(p, dtype=np.float64), where=p > 0)
+    return np.where(p > 0, p * np.log(ratio), 0.0).sum(axis=-1)
+
+
+def calibrate(
+    goods: np.ndarray,
+    scores: np.ndarray,
+    interest: np.ndarray,
+    weight: np.ndarray,
+    k: int,
+    lam: float,
+    *,
+    domains: np.ndarray | None = None,
+    max_per_domain: int | None = None,
+    alpha: float = ALPHA,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Choose k picks per user from their candidates, calibrated to the user's interest mix.
+
+    goods: int64 [n, C] good_idx candidates, -1 padding (duplicates after the first occurrence are ignored).
+    scores: float [n, C], higher is better. interest: int64 [n, C] the candidate's interest slot (a column of
+    `weight`), -1 none. weight: float [n, K] the user's interest weights (rows sum to 1; a row of zeros makes
+    the list the score order). domains: int64 [G] domain_idx per good (-1 unknown, never capped).
+    Returns int64 [n, k] positions into the candidate columns (not good_idx), best first, -1 padded; take
+    `np.take_along_axis(goods, np.maximum(order, 0), 1)` for the good_idx.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    goods = np.atleast_2d(np.asarray(goods, dtype=np.int64))
+    sc = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    slot = np.atleast_2d(np.asarray(interest, dtype=np.int64))
+    p = np.atleast_2d(np.asarray(weight, dtype=np.float64))
+    n, c = goods.shape
+    if sc.shape != goods.shape or slot.shape != goods.shape:
+        raise ValueError(f"goods {goods.shape}, scores {sc.shape} and interest {slot.shape} must have one shape")
+    if p.shape[0] != n:
+        raise ValueError(f"weight has {p.shape[0]} rows for {n} users")
+    n_k = p.shape[1]
+    if (slot >= n_k).any():
+        raise ValueError(f"interest slots must be below {n_k} (the columns of weight)")
+    out = np.full((n, k), -1, dtype=np.int64)
+    for start in range(0, n, batch_size):
+        sl = slice(start, start + batch_size)
+        out[sl] = _calibrate_batch(goods[sl], sc[sl], slot[sl], p[sl], k, lam, domains, max_per_domain, alpha)
+    return out
+
+
+def _calibrate_batch(
+    goods: np.ndarray,
+    sc: np.ndarray,
+    slot: np.ndarray,
+    p: np.ndarray,
+    k: int,
+    lam: float,
+    domains: np.ndarray | None,
+    max_per_domain: int | None,
+    alpha: float,
+) -> np.ndarray:
+    n, c = goods.shape
+    n_k = p.shape[1]
+    rows = np.arange(n)
+    avail = _first_occurrence(goods) & np.isfinite(sc)
+    slot = np.where(avail & (slot >= 0) & (p[rows[:, None], np.maximum(slot, 0)] > 0), slot, -1)
+
+    lo = np.where(avail, sc, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(avail, sc, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    relevance = np.where(avail, (sc - np.where(np.isfinite(lo), lo, 0.0)) / span, 0.0)
+
+    cap = max_per_domain if domains is not None and max_per_domain is not None else c + 1
+    known_domains = np.full(0, -1) if domains is None else np.asarray(domains, dtype=np.int64)
+    dom = np.where(avail, known_domains[np.maximum(goods, 0)], -1) if len(known_domains) else np.full((n, c), -1)
+    per_domain = np.zeros((n, c), dtype=np.int64)
+
+    counts = np.zeros((n, n_k))
+    eye = np.eye(n_k)
+    out = np.full((n, k), -1, dtype=np.int64)
+    for t in range(k):
+        total = counts.sum(axis=1, keepdims=True)
+        # KL after adding one good of interest j, for every j [n, K], and after adding a good of none [n].
+        q_add = (counts[:, None, :] + eye[None]) / (total[:, :, None] + 1.0)
+        kl_add = kl_divergence(p[:, None, :], q_add, alpha)
+        q_now = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+        kl_none = kl_divergence(p, q_now, alpha)
+        kl = np.where(slot >= 0, kl_add[rows[:, None], np.maximum(slot, 0)], kl_none[:, None])
+        value = (1.0 - lam) * relevance - lam * kl
+        value = np.where(avail & (per_domain < cap), value, -np.inf)
+        j = value.argmax(axis=1)
+        ok = np.isfinite(value[rows, j])
+        if not ok.any():
+            break
+        out[ok, t] = j[ok]
+        avail[rows[ok], j[ok]] = False
+        chosen = slot[rows, j]
+        counts[rows[ok & (chosen >= 0)], chosen[ok & (chosen >= 0)]] += 1
+        cd = dom[rows, j]
+        per_domain += (ok & (cd >= 0))[:, None] & (dom == cd[:, None])
+    return out

@@ -1,0 +1,556 @@
+"""Each user's interests, found from their saves the way PinnerSage does: cluster the vectors of the goods a user
+saved, weight each cluster by its recency-weighted share of the user's saves, and stand it for by its medoid (a
+saved good, so it can be looked up in any vector space, e.g. the graph model's) and its centroid.
+
+The clustering is spherical k-means run for all users at once on flat arrays of saves (one row per save, the
+owner's row beside it), so 5,000 users take a fraction of a second and 50,000 a few seconds:
+
+1. Vectors are centred on the catalogue mean and L2-normalised, then projected onto their top `dim` principal
+   directions (CLIP's cosine between unrelated goods is far from 0; centring puts it near 0, so one threshold
+   means the same on any content).
+2. Seeds: the user's medoid first, then repeatedly the save least similar to every seed so far, while that
+   similarity is below `threshold`, up to 2 * `max_interests` seeds (farthest-point seeding with a cut-off, so
+   k follows the data: a user with four distinct tastes gets four interests, one taste one).
+3. `iters` Lloyd iterations (assign to the most similar centre, centres = normalised mean of their saves),
+   then clusters whose centres are more similar than `merge` are joined (a single save is a noisy stand-in for
+   a taste, so step 2 over-splits on purpose; means are not noisy), and Lloyd again.
+4. Clusters holding fewer than `min_size` saves and less than `min_share` of the user's saves are noise, and so
+   are those beyond the `max_interests` heaviest: their saves belong to no interest and do not count in the
+   weights (a stray save is not a taste).
+
+Everything is deterministic: the seeding has no randomness and the projection is fitted on a sample drawn with
+`seed`.
+
+Id spaces: `good_idx` rows of the vector matrix (the graph's goods), `user_idx` rows of the saves matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from serving.foryou.context import DAY, ForYouContext
+
+NO_INTEREST = -1
+
+
+@dataclass(frozen=True)
+class InterestParams:
+    """How interests are found; see the module docstring."""
+
+    max_interests: int = 6
+    threshold: float = 0.25  # cosine (centred, projected space) below which a save starts a new seed
+    merge: float = 0.5  # cosine between two clusters' centres above which they are one interest
+    iters: int = 8
+    min_size: int = 2
+    min_share: float = 0.1
+    half_life: float | None = 90 * 86_400.0  # in the units of the save times; None weighs every save alike
+    dim: int = 64  # principal directions kept for clustering; 0 keeps the vectors as they are
+    max_saves: int = 500  # newest saves per user that are clustered
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class UserInterests:
+    """Interests of `users`, heaviest first per user. Interest j of row i is flat row `row[i, j]` (-1 padding).
+
+    users:    int64 [n] user_idx.
+    row:      int64 [n, K] flat interest row per (user row, slot), -1 where the user has fewer than K.
+    weight:   float32 [n, K] recency-weighted share of the user's (non-noise) saves; rows sum to 1 for users
+              with at least one interest, 0 elsewhere.
+    owner:    int64 [I] user row (position in `users`) of each flat interest.
+    size:     int64 [I] saves in the interest.
+    medoid:   int64 [I] good_idx of the saved good most similar to the rest of the interest.
+    centroid: float32 [I, d] L2-normalised mean of the interest's saved goods, in the space of the vectors passed
+              in (not centred or projected), for retrieval and for assigning candidates.
+    domains:  int64 [I, 2] the interest's most saved domain_idx and the runner-up (-1 when none).
+    domain_share: float32 [I, 2] their shares of the interest's saves.
+    save_user, save_good, save_interest: int64 [S] every clustered save (user row, good_idx, flat interest row
+              or -1 for noise).
+    """
+
+    users: np.ndarray
+    row: np.ndarray
+    weight: np.ndarray
+    owner: np.ndarray
+    size: np.ndarray
+    medoid: np.ndarray
+    centroid: np.ndarray
+    domains: np.ndarray
+    domain_share: np.ndarray
+    save_user: np.ndarray
+    save_good: np.ndarray
+    save_interest: np.ndarray
+
+    @property
+    def count(self) -> np.ndarray:
+        """int64 [n]: interests per user row."""
+        return (self.row >= 0).sum(axis=1)
+
+    def flat_weight(self) -> np.ndarray:
+        """float32 [I]: each flat interest's weight."""
+        out = np.zeros(len(self.owner), dtype=np.float32)
+        ok = self.row >= 0
+        out[self.row[ok]] = self.weight[ok]
+        return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 1e-12)
+
+
+def _segment_argext(values: np.ndarray, owner: np.ndarray, n: int, largest: bool) -> np.ndarray:
+    """Index of the largest (or smallest) value per owner segment, first index on ties; -1 for empty segments.
+
+    `owner` must be sorted (saves grouped by user)."""
+    key = -values if largest else values
+    order = np.lexsort((np.arange(len(values)), key, owner))
+    out = np.full(n, -1, dtype=np.int64)
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    out[owner[order][first]] = order[first]
+    return out
+
+
+def _projection(vectors: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean [d], basis [d, dim]) for centring and projecting vectors: the catalogue's mean and principal
+    directions (of a seeded sample of 20,000 goods when there are more)."""
+    rng = np.random.default_rng(seed)
+    n_goods = len(vectors)
+    sample = np.arange(n_goods) if n_goods <= 20_000 else np.sort(rng.choice(n_goods, 20_000, replace=False))
+    x = _unit(np.asarray(vectors[sample], dtype=np.float32))
+    x = x[np.abs(x).sum(axis=1) > 0]
+    mean = x.mean(axis=0)
+    xc = x - mean
+    d = vectors.shape[1]
+    if dim <= 0 or dim >= d:
+        return mean, np.eye(d, dtype=np.float32)
+    # Top eigenvectors of the d x d covariance: cheaper than an SVD of the sample; signs fixed for determinism.
+    cov = (xc.T @ xc).astype(np.float64)
+    vals, vecs = scipy.linalg.eigh(cov, subset_by_index=[d - dim, d - 1])
+    basis = vecs[:, np.argsort(-vals, kind="stable")]
+    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(dim)])
+    return mean, basis.astype(np.float32)
+
+
+def find_interests(
+    saves: sp.csr_matrix,
+    vectors: np.ndarray,
+    users: np.ndarray | None = None,
+    *,
+    save_time: sp.csr_matrix | None = None,
+    now: float | None = None,
+    domain: np.ndarray | None = None,
+    params: InterestParams | None = None,
+    batch_rows: int = 1 << 17,
+) -> UserInterests:
+    """Find the interests of `users` (default: every row of `saves`).
+
+    saves: csr [U, G] whose nonzeros are the saved good_idx (values ignored). save_time: csr [U, G] with the same
+    pattern holding each save's time, or None (then the newest saves are unknown and every save weighs the
+    same). now: the time recency is measured from (default: the newest save time). vectors: float [G, d] good
+    vectors (CLIP content, or a model's good embeddings); goods whose vector is all zero are skipped.
+    domain: int64 [G] domain_idx per good (-1 unknown), for the interests' domains.
+    """
+    p = params or InterestParams()
+    if p.max_interests < 1:
+        raise ValueError(f"max_interests must be at least 1, got {p.max_interests}")
+    saves = sp.csr_matrix(saves)
+    n_users_all, n_goods = saves.shape
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] != n_goods:
+        raise ValueError(f"vectors must be [{n_goods}, d] (one row per good of saves), got {vectors.shape}")
+    users = np.arange(n_users_all, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
+    if len(users) and (users.min() < 0 or users.max() >= n_users_all):
+        raise ValueError(f"users must be rows of saves (0..{n_users_all - 1})")
+    n = len(users)
+    K = p.max_interests
+
+    # Flat saves, grouped by user row, newest first, at most max_saves each, goods with a vector only.
+    sub = saves[users]
+    sub.sort_indices()
+    counts = np.diff(sub.indptr)
+    s_user = np.repeat(np.arange(n, dtype=np.int64), counts)
+    s_good = sub.indices.astype(np.int64)
+    if save_time is not None:
+        st = sp.csr_matrix(save_time)[users]
+        st.sort_indices()
+        if st.nnz != sub.nnz or not np.array_equal(st.indices, sub.indices):
+            raise ValueError("save_time must have the same nonzero pattern as saves")
+        s_time = st.data.astype(np.float64)
+    else:
+        s_time = np.zeros(len(s_good))
+    # Each distinct saved good once: its norm (zero vectors are skipped) and, below, its clustering coordinates.
+    uniq, inverse = np.unique(s_good, return_inverse=True)
+    norms = np.empty(len(uniq), dtype=np.float32)
+    for lo in range(0, len(uniq), batch_rows):
+        v = np.asarray(vectors[uniq[lo : lo + batch_rows]], dtype=np.float32)
+        norms[lo : lo + batch_rows] = np.sqrt(np.einsum("nd,nd->n", v, v))
+    keep = norms[inverse] > 1e-12
+    s_user, s_good, s_time, inverse = s_user[keep], s_good[keep], s_time[keep], inverse[keep]
+    order = np.lexsort((s_good, -s_time, s_user))
+    s_user, s_good, s_time, inverse = s_user[order], s_good[order], s_time[order], inverse[order]
+    starts = np.searchsorted(s_user, np.arange(n))
+    rank = np.arange(len(s_user)) - starts[s_user]
+    keep = rank < p.max_saves
+    s_user, s_good, s_time, inverse = s_user[keep], s_good[keep], s_time[keep], inverse[keep]
+    N = len(s_user)
+
+    if save_time is not None and p.half_life:
+        t_now = float(s_time.max()) if now is None and N else float(now or 0.0)
+        recency = np.power(0.5, np.maximum(t_now - s_time, 0.0) / float(p.half_life))
+    else:
+        recency = np.ones(N)
+
+    # Clustering space: unit, centred, projected, unit again.
+    if N:
+        mean, basis = _projection(vectors, p.dim, p.seed)
+    else:
+        mean, basis = np.zeros(vectors.shape[1], np.float32), np.eye(vectors.shape[1], dtype=np.float32)
+    z = np.zeros((len(uniq), basis.shape[1]), dtype=np.float32)
+    shift = mean @ basis
+    for lo in range(0, len(uniq), batch_rows):
+        v = np.asarray(vectors[uniq[lo : lo + batch_rows]], dtype=np.float32)
+        nv = np.maximum(norms[lo : lo + batch_rows, None], 1e-12)
+        z[lo : lo + batch_rows] = _unit((v @ basis) / nv - shift)
+    x = z[inverse]
+
+    def user_sum(w: np.ndarray) -> np.ndarray:
+        m = sp.csr_matrix((w, (s_user, np.arange(N))), shape=(n, N))
+        return np.asarray(m @ x)
+
+    K2 = 2 * K  # seeds before merging
+
+    def similarities(centres: np.ndarray, live_slot: np.ndarray) -> np.ndarray:
+        """float32 [N, K2]: each save's cosine to its user's live centres, -inf at the other slots."""
+        sims = np.full((N, K2), -np.inf, dtype=np.float32)
+        for j in range(K2):
+            live = live_slot[s_user, j]
+            sims[live, j] = np.einsum("nd,nd->n", x[live], centres[s_user[live], j])
+        return sims
+
+    def recentre(assign: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        m = sp.csr_matrix((np.ones(N, np.float32), (s_user * K2 + assign, np.arange(N))), shape=(n * K2, N))
+        summed = np.asarray(m @ x).reshape(n, K2, -1)
+        filled = np.abs(summed).sum(axis=2) > 0
+        return np.where(filled[..., None], _unit(summed), centres)
+
+    def lloyd(
+        assign: np.ndarray,
+        centres: np.ndarray,
+        n_seeds: np.ndarray,
+        iters: int,
+        first_pass: bool = False,
+        live: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        live_slot = np.arange(K2)[None, :] < n_seeds[:, None]
+        if live is not None:
+            live_slot &= live
+        for it in range(iters + 1):
+            new_assign = similarities(centres, live_slot).argmax(axis=1) if N else assign
+            if not (first_pass and it == 0) and np.array_equal(new_assign, assign):
+                break
+            assign = new_assign
+            centres = recentre(assign, centres)
+        return assign, centres
+
+    # Seeding: the user's medoid (x . sum of the user's x is the sum of cosines to all their saves), then the
+    # save least similar to every seed so far while that similarity is below the threshold, up to 2K seeds.
+    # Single saves are noisy stand-ins for a taste, so this over-splits on purpose; the merge below rejoins.
+    centres = np.zeros((n, K2, x.shape[1]), dtype=np.float32)
+    n_seeds = np.zeros(n, dtype=np.int64)
+    assign = np.zeros(N, dtype=np.int64)
+    if N:
+        first = _segment_argext(np.einsum("nd,nd->n", x, user_sum(np.ones(N))[s_user]), s_user, n, largest=True)
+        has = first >= 0
+        centres[has, 0] = x[first[has]]
+        n_seeds[has] = 1
+        best = np.einsum("nd,nd->n", x, centres[s_user, 0])
+        for j in range(1, K2):
+            far = _segment_argext(best, s_user, n, largest=False)
+            grow = (far >= 0) & (n_seeds == j)
+            grow[grow] = best[far[grow]] < p.threshold
+            if not grow.any():
+                break
+            centres[grow, j] = x[far[grow]]
+            n_seeds[grow] = j + 1
+            upd = grow[s_user]
+            best[upd] = np.maximum(best[upd], np.einsum("nd,nd->n", x[upd], centres[s_user[upd], j]))
+
+    assign, centres = lloyd(assign, centres, n_seeds, p.iters, first_pass=True)
+    # Merge: clusters whose centres (means, far less noisy than single saves) are closer than `merge` are one
+    # interest (connected components of the user's centre graph, by label propagation over K2 slots).
+    if N and K2 > 1:
+        gram = np.einsum("ukd,ujd->ukj", centres, centres)
+        slot_live = np.arange(K2)[None, :] < n_seeds[:, None]
+        adj = (gram > p.merge) & slot_live[:, :, None] & slot_live[:, None, :]
+        label = np.broadcast_to(np.arange(K2), (n, K2)).copy()
+        for _ in range(K2):
+            new = np.where(adj, label[:, None, :], K2).min(axis=2)
+            new = np.minimum(new, label)
+            if np.array_equal(new, label):
+                break
+            label = new
+        assign = label[s_user, assign]
+        centres = recentre(assign, centres)
+        assign, centres = lloyd(assign, centres, n_seeds, p.iters, live=label == np.arange(K2)[None, :])
+
+    # Noise clusters: too small both in saves and in share of the user's saves. A user whose every cluster is
+    # small (a handful of scattered saves) keeps them all. Beyond the K heaviest, clusters are noise too.
+    cell = s_user * K2 + assign
+    cell_size = np.bincount(cell, minlength=n * K2).reshape(n, K2)
+    user_n = np.maximum(cell_size.sum(axis=1, keepdims=True), 1)
+    real = (cell_size > 0) & ((cell_size >= p.min_size) | (cell_size / user_n >= p.min_share))
+    real |= (cell_size > 0) & ~real.any(axis=1, keepdims=True)
+    raw_w = np.bincount(cell, weights=recency, minlength=n * K2).reshape(n, K2)
+    # Heaviest first: recency-weighted share, then size, then slot.
+    slot_order = np.lexsort((np.broadcast_to(np.arange(K2), (n, K2)), -cell_size, -raw_w, ~real), axis=1)
+    rank_of = np.empty_like(slot_order)
+    np.put_along_axis(rank_of, slot_order, np.broadcast_to(np.arange(K2), (n, K2)), axis=1)
+    real &= rank_of < K
+    cell_w = raw_w * real
+    tot = cell_w.sum(axis=1, keepdims=True)
+    # Recency can round a real cluster's weight to 0 (very old saves); fall back to counts then.
+    cell_w = np.where(tot > 0, cell_w, cell_size * real)
+    tot = cell_w.sum(axis=1, keepdims=True)
+    weight_uk = np.divide(cell_w, tot, out=np.zeros_like(cell_w), where=tot > 0)
+
+    n_int = real.sum(axis=1)
+    K_out = max(int(n_int.max()) if n else 0, 1)
+    flat_start = np.concatenate([[0], np.cumsum(n_int)])
+    row = np.full((n, K_out), -1, dtype=np.int64)
+    weight = np.zeros((n, K_out), dtype=np.float32)
+    slot_to_flat = np.full((n, K2), -1, dtype=np.int64)
+    pos = np.arange(K_out)[None, :]
+    r_idx, c_idx = np.nonzero(pos < n_int[:, None])
+    flat_ids = flat_start[r_idx] + c_idx
+    row[r_idx, c_idx] = flat_ids
+    weight[r_idx, c_idx] = weight_uk[r_idx, slot_order[r_idx, c_idx]]
+    slot_to_flat[r_idx, slot_order[r_idx, c_idx]] = flat_ids
+    I_ = int(flat_start[-1])
+    owner = np.repeat(np.arange(n, dtype=np.int64), n_int)
+
+    s_int = slot_to_flat[s_user, assign]
+    size = np.bincount(s_int[s_int >= 0], minlength=I_).astype(np.int64)
+
+    # Medoid: the member with the largest sum of cosines to its interest's members (x . the members' sum).
+    medoid = np.full(I_, -1, dtype=np.int64)
+    centroid = np.zeros((I_, vectors.shape[1]), dtype=np.float32)
+    if I_:
+        member = s_int >= 0
+        m = sp.csr_matrix(
+            (np.ones(int(member.sum()), np.float32), (s_int[member], np.flatnonzero(member))), shape=(I_, N)
+        )
+        csum = np.asarray(m @ x)
+        score = np.full(N, -np.inf)
+        score[member] = np.einsum("nd,nd->n", x[member], csum[s_int[member]])
+        order = np.lexsort((s_good, -score, np.where(member, s_int, I_)))
+        srt = np.where(member, s_int, I_)[order]
+        firsts = np.ones(len(order), dtype=bool)
+        firsts[1:] = srt[1:] != srt[:-1]
+        firsts &= srt < I_
+        medoid[srt[firsts]] = s_good[order[firsts]]
+        # Sum of the members' unit vectors, by a sparse [I, distinct goods] product (no [N, d] copy).
+        m_ig = sp.csr_matrix(
+            (1.0 / np.maximum(norms[inverse[member]], 1e-12), (s_int[member], inverse[member])),
+            shape=(I_, len(uniq)),
+        )
+        m_ig.sum_duplicates()
+        used = np.unique(m_ig.indices)
+        for lo in range(0, len(used), batch_rows):
+            cols = used[lo : lo + batch_rows]
+            centroid += m_ig[:, cols] @ np.asarray(vectors[uniq[cols]], dtype=np.float32)
+        centroid = _unit(centroid)
+
+    domains = np.full((I_, 2), -1, dtype=np.int64)
+    domain_share = np.zeros((I_, 2), dtype=np.float32)
+    if domain is not None and I_:
+        dom = np.asarray(domain, dtype=np.int64)[s_good]
+        ok = (s_int >= 0) & (dom >= 0)
+        pair_i, pair_d = s_int[ok], dom[ok]
+        key2 = pair_i * (int(dom.max()) + 1) + pair_d
+        uk, cnt = np.unique(key2, return_counts=True)
+        ui, ud = uk // (int(dom.max()) + 1), uk % (int(dom.max()) + 1)
+        o = np.lexsort((ud, -cnt, ui))
+        ui, ud, cnt = ui[o], ud[o], cnt[o]
+        first_of = np.searchsorted(ui, ui)
+        place = np.arange(len(ui)) - first_of
+        top2 = place < 2
+        domains[ui[top2], place[top2]] = ud[top2]
+        domain_share[ui[top2], place[top2]] = cnt[top2] / size[ui[top2]]
+
+    return UserInterests(
+        users=users,
+        row=row,
+        weight=weight,
+        owner=owner,
+        size=size,
+        medoid=medoid,
+        centroid=centroid,
+        domains=domains,
+        domain_share=domain_share,
+        save_user=s_user,
+        save_good=s_good,
+        save_interest=s_int,
+    )
+
+
+def assign(
+    interests: UserInterests, rows: np.ndarray, goods: np.ndarray, vectors: np.ndarray, batch: int = 256
+) -> np.ndarray:
+    """Each candidate's nearest interest of its user (cosine to the interest centroids).
+
+    rows: int64 [m] user rows (positions in `interests.users`) of the candidate lists; goods: int64 [m, C]
+    good_idx, -1 padding; vectors: float [G, d] the space `interests` was found in. Returns int64 [m, C] slots
+    (0 = the user's heaviest interest), -1 for padding, goods without a vector and users without interests.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    goods = np.atleast_2d(np.asarray(goods, dtype=np.int64))
+    out = np.full(goods.shape, NO_INTEREST, dtype=np.int64)
+    if len(interests.owner) == 0:
+        return out
+    for lo in range(0, len(rows), batch):
+        sl = slice(lo, lo + batch)
+        ir = interests.row[rows[sl]]  # [b, K]
+        c = interests.centroid[np.maximum(ir, 0)] * (ir >= 0)[..., None]  # [b, K, d]
+        g = goods[sl]
+        v = _unit(np.asarray(vectors[np.maximum(g, 0)], dtype=np.float32))  # [b, C, d]
+        sims = np.einsum("bcd,bkd->bck", v, c)
+        sims = np.where((ir >= 0)[:, None, :], sims, -np.inf)
+        best = sims.argmax(axis=2)
+        ok = (g >= 0) & np.isfinite(sims.max(axis=2)) & (np.abs(v).sum(axis=2) > 0)
+        out[sl] = np.where(ok, best, NO_INTEREST)
+    return out
+
+
+def labels(
+    interests: UserInterests, good_titles: Sequence[str], domain_names: Sequence[str], max_title: int = 40
+) -> list[str]:
+    """A readable label per flat interest: its medoid's title, then its main domain(s),
+    e.g. "Folk silver necklace · atelier-lane.com, @folkstudio". good_titles is indexed by good_idx,
+    domain_names by domain_idx."""
+    out = []
+    for i in range(len(interests.owner)):
+        g = int(interests.medoid[i])
+        title = (str(good_titles[g]) if g >= 0 and good_titles[g] else f"good {g}").strip()
+        if len(title) > max_title:
+            title = title[: max_title - 1].rstrip() + "…"
+        doms = [
+            str(domain_names[d])
+            for d, s in zip(interests.domains[i].tolist(), interests.domain_share[i].tolist(), strict=True)
+            if d >= 0 and s >= 0.2
+        ]
+        out.append(title + (" · " + ", ".join(doms) if doms else ""))
+    return out
+
+
+def rows_of(interests: UserInterests, users: np.ndarray) -> np.ndarray:
+    """int64 [m]: the row of each user_idx in `interests.users`, -1 for users it does not cover."""
+    users = np.asarray(users, dtype=np.int64)
+    order = np.argsort(interests.users, kind="stable")
+    srt = interests.users[order]
+    pos = np.searchsorted(srt, users)
+    pos_c = np.minimum(pos, max(len(srt) - 1, 0))
+    found = (pos < len(srt)) & (srt[pos_c] == users) if len(srt) else np.zeros(len(users), dtype=bool)
+    return np.where(found, order[pos_c], -1)
+
+
+def good_interest(
+    interests: UserInterests, users: np.ndarray, goods: np.ndarray, vectors: np.ndarray, batch: int = 256
+) -> np.ndarray:
+    """The nearest interest slot of each candidate's user, for candidates given by user_idx.
+
+    users: int64 [n] user_idx with goods int64 [n, C] (lists), or users and goods both int64 [N] (flat pairs).
+    Returns int64 of goods' shape: the slot (0 = heaviest interest), -1 when none (see `assign`)."""
+    users = np.asarray(users, dtype=np.int64)
+    goods = np.asarray(goods, dtype=np.int64)
+    flat = goods.ndim == 1
+    rows = rows_of(interests, users)
+    if flat:
+        # One pair per row: [N, 1] lists.
+        out = _assign_rows(interests, rows, goods[:, None], vectors, batch * 64)
+        return out[:, 0]
+    return _assign_rows(interests, rows, goods, vectors, batch)
+
+
+def _assign_rows(
+    interests: UserInterests, rows: np.ndarray, goods: np.ndarray, vectors: np.ndarray, batch: int
+) -> np.ndarray:
+    out = np.full(goods.shape, NO_INTEREST, dtype=np.int64)
+    has = rows >= 0
+    if has.any():
+        out[has] = assign(interests, rows[has], goods[has], vectors, batch)
+    return out
+
+
+def interest_vectors(ctx: ForYouContext) -> np.ndarray:
+    """float32 [G, d]: the space interests are found and candidates assigned in (cfg.interest_space): the CLIP
+    content, or the graph model's good vectors ("model"; content when the app passed no model)."""
+    space = ctx.cfg.interest_space
+    if space not in ("content", "model"):
+        raise ValueError(f"foryou.interest_space must be 'content' or 'model', got {space!r}")
+    if space == "model" and ctx.model is not None:
+        return np.asarray(ctx.model.good_vecs, dtype=np.float32)
+    content = ctx.arrays.content
+    if content.size == 0 or content.shape[1] == 0:
+        if ctx.model is None:
+            raise ValueError("interests need CLIP content or the model's good vectors; this graph has neither")
+        return np.asarray(ctx.model.good_vecs, dtype=np.float32)
+    return np.asarray(content, dtype=np.float32)
+
+
+def user_interests(ctx: ForYouContext) -> UserInterests:
+    """Every user's interests in this context (ctx.interests when the app set it, else found once and kept in
+    ctx.cache). Weights use the saves' recency (cfg.recency_half_life_days, measured from arrays.as_of)."""
+    if ctx.interests is not None:
+        return ctx.interests  # type: ignore[no-any-return]
+
+    def make() -> UserInterests:
+        cfg, a = ctx.cfg, ctx.arrays
+        hl = cfg.recency_half_life_days
+        params = InterestParams(
+            max_interests=cfg.interest_max,
+            threshold=cfg.interest_threshold,
+            half_life=hl * DAY if hl > 0 else None,
+            seed=cfg.seed,
+        )
+        users = np.flatnonzero(np.diff(a.saves.indptr) > 0).astype(np.int64)
+        return find_interests(
+            a.saves, interest_vectors(ctx), users, save_time=a.save_time, now=a.as_of, domain=a.domain, params=params
+        )
+
+    result: UserInterests = ctx.memo("interests", make)
+    return result
+
+
+def calibrated_order(
+    ctx: ForYouContext, users: np.ndarray, goods: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pipeline's last step before MMR: each candidate's interest, then Steck's calibrated greedy
+    (cfg.calibration; the domain cap cfg.max_per_domain holds inside it).
+
+    users: int64 [n] user_idx; goods: int64 [n, C] candidates (-1 padding); scores float [n, C].
+    Returns (order int64 [n, k] positions into the candidate columns, -1 padded; interest int64 [n, C] the
+    slot of every candidate, -1 none)."""
+    from serving.foryou.calibrate import calibrate
+
+    ui = user_interests(ctx)
+    slot = good_interest(ui, users, goods, interest_vectors(ctx))
+    rows = rows_of(ui, users)
+    weight = np.where((rows >= 0)[:, None], ui.weight[np.maximum(rows, 0)], 0.0)
+    order = calibrate(
+        goods,
+        scores,
+        slot,
+        weight,
+        k,
+        ctx.cfg.calibration,
+        domains=ctx.arrays.domain,
+        max_per_domain=ctx.cfg.max_per_domain,
+    )
+    return order, slot

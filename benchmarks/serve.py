@@ -113,9 +113,12 @@ def free_port() -> int:
 
 
 def start_server(url: str, artifacts: str, port: int, workers: int, pool_max: int) -> subprocess.Popen:
+    # Imported here: the load generators forked from this process need none of the app.
+    from serving.web.main import APP_ENV, APP_FACTORY
+
     env = {
         **os.environ,
-        "GRAPHREC_SERVE_APP": json.dumps(
+        APP_ENV: json.dumps(
             {
                 "database_url": url,
                 "artifacts": artifacts,
@@ -132,7 +135,7 @@ def start_server(url: str, artifacts: str, port: int, workers: int, pool_max: in
         sys.executable,
         "-m",
         "uvicorn",
-        "serving.api:app_from_env",
+        APP_FACTORY,
         "--factory",
         "--host",
         "127.0.0.1",

@@ -23,7 +23,7 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
 
     # faiss announces at INFO which CPU build it loads: noise in the server's log.
     logging.getLogger("faiss").setLevel(logging.WARNING)
-    from serving.api import APP_ENV, TOKEN_ENV
+    from serving.web.main import APP_ENV, APP_FACTORY, TOKEN_ENV
 
     cfg = ctx.config.serve
     url = ctx.database_url()
@@ -43,7 +43,7 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         click.echo(f"{TOKEN_ENV} is not set: the API answers, the vibe-check page stays disabled", err=True)
     click.echo(f"serving {db.redact(url)} on http://{host}:{port} with {workers} worker(s); page at /vibe")
     uvicorn.run(
-        "serving.api:app_from_env",
+        APP_FACTORY,
         factory=True,
         host=host,
         port=port,

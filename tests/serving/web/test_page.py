@@ -6,16 +6,15 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_api import TOKEN, XSS_TITLE, Seeded, seed
+from seeded_app import TOKEN, XSS_TITLE, Seeded
 
-from serving.api import create_app
-
-
-@pytest.fixture
-def seeded(migrated_url: str, artifacts: Path) -> Seeded:
-    return seed(migrated_url, artifacts)
+from graphrec.core import db
+from serving.web.main import create_app
+from serving.web.queries import QUERIES
+from serving.web.tiles import tile_svg
 
 
 @pytest.fixture
@@ -116,3 +115,25 @@ def test_tiles_are_generated_svg_with_the_title_as_text(client: TestClient, seed
     assert resp.text == client.get(f"/tiles/{seeded.xss_good}.svg").text
     assert XSS_TITLE not in resp.text
     assert client.get("/tiles/999.svg").status_code == 404
+
+
+def test_tiles_come_from_the_goods_own_columns_never_the_demos_planted_truth(
+    client: TestClient, seeded: Seeded, migrated_url: str
+) -> None:
+    before = {g: client.get(f"/tiles/{g}.svg").text for g in range(1, 42)}
+    assert len(set(before.values())) == 41  # every good its own tile
+    vec = np.random.default_rng(5).standard_normal(8).astype(np.float32)
+    with db.connect(migrated_url, autocommit=True) as conn:
+        # Planted styles must not reach the tiles; the good's own embedding must.
+        conn.execute("INSERT INTO demo_good_styles (good_id, style) SELECT id, id % 7 FROM goods")
+        vec_type = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute"
+            " WHERE attrelid = 'goods'::regclass AND attname = 'embedding'"
+        ).fetchone()["t"]
+        conn.execute(f"UPDATE goods SET embedding = %s::real[]::{vec_type} WHERE id = 3", (vec.tolist(),))
+    after = {g: client.get(f"/tiles/{g}.svg").text for g in range(1, 42)}
+    assert {g: t for g, t in after.items() if g != 3} == {g: t for g, t in before.items() if g != 3}
+    assert after[3] != before[3]
+    assert after[3] == tile_svg(3, "Red thing 3", "shop3.example", embedding=vec.tolist())
+    assert before[3] == tile_svg(3, "Red thing 3", "shop3.example")
+    assert not [name for name, sql in QUERIES.items() if "demo_" in sql]  # no web query reads the demo's tables

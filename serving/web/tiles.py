@@ -1,8 +1,9 @@
-"""Generated image tiles for goods without a real image (the demo data): an SVG per good, served by the app.
+"""Generated image tiles for goods without a real image (the demo data): the SVG of a good and the URL it is served at.
 
 The colour says what the good looks like, so a glance at a page of tiles shows whether picks match a
-user's saves: the hue comes from the good's style when one is known (the demo's planted style), else
-from its CLIP embedding (two fixed random projections -> an angle), else from its domain. The title and
+user's saves: the hue comes from the good's CLIP embedding (two fixed random projections -> an angle),
+else from its domain; a caller that knows a class of look (a cluster, say) can pass it as `category`.
+Only the good's own columns are read (routers/tiles.py), never the demo's planted truth. The title and
 domain are written on the tile. Pure functions: the same good always gives the same bytes.
 """
 
@@ -24,6 +25,13 @@ _LINE_CHARS = 17
 _MAX_LINES = 4
 # Characters XML 1.0 cannot hold at all (escaping does not help): drop them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# The tile route's path (a FastAPI path template), the one place the tile URL is spelled.
+TILE_PATH = "/tiles/{good_id}.svg"
+
+
+def tile_url(good_id: int) -> str:
+    """Where the app serves the tile of `good_id`."""
+    return TILE_PATH.format(good_id=int(good_id))
 
 
 def _hash_unit(text: str) -> float:
@@ -38,10 +46,10 @@ def _projection(dim: int) -> np.ndarray:
     return p / np.linalg.norm(p, axis=1, keepdims=True)
 
 
-def tile_hue(style: int | None = None, embedding: Sequence[float] | None = None, domain: str | None = None) -> float:
-    """Hue in degrees [0, 360): from the style, else the embedding's direction, else the domain."""
-    if style is not None:
-        return (style * GOLDEN_ANGLE) % 360.0
+def tile_hue(category: int | None = None, embedding: Sequence[float] | None = None, domain: str | None = None) -> float:
+    """Hue in degrees [0, 360): from the category, else the embedding's direction, else the domain."""
+    if category is not None:
+        return (category * GOLDEN_ANGLE) % 360.0
     if embedding is not None and len(embedding) > 1:
         vec = np.asarray(embedding, dtype=np.float64)
         a, b = _projection(len(vec)) @ vec
@@ -74,12 +82,12 @@ def tile_svg(
     good_id: int,
     title: str,
     domain: str | None = None,
-    style: int | None = None,
+    category: int | None = None,
     embedding: Sequence[float] | None = None,
 ) -> str:
     """An SVG image for a good: background coloured by its look, its title and domain on top, XML-escaped."""
-    hue = tile_hue(style, embedding, domain)
-    # A little lightness variation per good so neighbouring tiles of one style are told apart.
+    hue = tile_hue(category, embedding, domain)
+    # A little lightness variation per good so neighbouring tiles of one look are told apart.
     shade = 0.42 + 0.12 * _hash_unit(f"good:{good_id}")
     top, bottom = _rgb(hue, shade + 0.12, 0.55), _rgb((hue + 25) % 360, shade - 0.08, 0.6)
     lines = title_lines(title)

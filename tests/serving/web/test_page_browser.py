@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 import uvicorn
 from click.testing import CliRunner
-from test_api import TOKEN, XSS_TITLE, Seeded, seed
+from seeded_app import TOKEN, XSS_TITLE, Seeded, seed
 
 from graphrec.app.cli import cli
 from graphrec.core import db
 from graphrec.core.artifacts import Embeddings
-from serving.api import create_app
+from serving.web.main import create_app
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+OUTPUT = Path(__file__).resolve().parents[3] / "test-output"
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -81,7 +81,7 @@ def serving(url: str, artifacts: Path) -> Iterator[str]:
 
 @pytest.fixture
 def server(migrated_url: str, artifacts: Path) -> Iterator[tuple[str, Seeded]]:
-    """Base URL of the app serving the planted database of test_api.seed, and what was seeded."""
+    """Base URL of the app serving the planted database of seeded_app.seed, and what was seeded."""
     seeded = seed(migrated_url, artifacts)
     with serving(migrated_url, artifacts) as base:
         yield base, seeded

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serving.tiles import tile_hue, tile_svg, title_lines, xml_safe
+from serving.web.tiles import tile_hue, tile_svg, tile_url, title_lines, xml_safe
 
 SVG_TAGS = {"svg", "defs", "linearGradient", "stop", "style", "rect", "text"}
 
@@ -16,17 +16,17 @@ SVG_TAGS = {"svg", "defs", "linearGradient", "stop", "style", "rect", "text"}
 @given(
     title=st.text(max_size=200),
     domain=st.none() | st.text(max_size=60),
-    style=st.none() | st.integers(0, 500),
+    category=st.none() | st.integers(0, 500),
 )
 def test_any_title_gives_well_formed_svg_with_the_title_only_as_text(
-    title: str, domain: str | None, style: int | None
+    title: str, domain: str | None, category: int | None
 ) -> None:
-    svg = tile_svg(7, title, domain, style)
+    svg = tile_svg(7, title, domain, category)
     root = ET.fromstring(svg)  # well-formed whatever the title holds
     assert {el.tag.split("}")[1] for el in root.iter()} <= SVG_TAGS
     texts = [el.text or "" for el in root.iter() if el.tag.endswith("text")]
     assert texts[:-1] == title_lines(title)
-    assert svg == tile_svg(7, title, domain, style)  # deterministic
+    assert svg == tile_svg(7, title, domain, category)  # deterministic
 
 
 @given(st.text(min_size=1, max_size=300))
@@ -41,10 +41,17 @@ def test_wrapped_title_keeps_its_words_in_order_within_four_lines(title: str) ->
     assert kept.startswith(shown)
 
 
-def test_same_style_same_hue_and_styles_spread_around_the_wheel() -> None:
-    assert tile_hue(style=3) == tile_hue(style=3, domain="other.example")
-    hues = sorted(tile_hue(style=s) for s in range(40))
-    assert min(np.diff(hues)) > 360 / 40 / 4  # the golden angle keeps 40 styles apart
+def test_same_category_same_hue_and_categories_spread_around_the_wheel() -> None:
+    assert tile_hue(category=3) == tile_hue(category=3, domain="other.example")
+    hues = sorted(tile_hue(category=c) for c in range(40))
+    assert min(np.diff(hues)) > 360 / 40 / 4  # the golden angle keeps 40 categories apart
+
+
+def test_the_embedding_sets_the_hue_before_the_domain_and_the_domain_without_one() -> None:
+    vec = np.random.default_rng(1).standard_normal(16).tolist()
+    assert tile_hue(embedding=vec, domain="a.example") == tile_hue(embedding=vec, domain="b.example")
+    assert tile_hue(domain="a.example") == tile_hue(domain="a.example") != tile_hue(domain="b.example")
+    assert tile_url(42) == "/tiles/42.svg"
 
 
 def test_goods_of_one_style_get_closer_hues_than_goods_of_different_styles() -> None:

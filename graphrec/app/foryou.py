@@ -1,0 +1,180 @@
+"""Wiring of the For You pipeline (serving/foryou): the graph as arrays (etl), the graph filter and the model's
+vectors (training), the ranker beside the model's checkpoint, and the evaluate rows.
+
+The evaluate row `for_you` and `graphrec recommend` both call `serving.foryou.pipeline.for_you` through
+`build_context` here; only the graph differs (as of the split time T, or as of now).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphrec.core.arrays import GraphArrays
+from graphrec.core.config import Config
+from graphrec.core.metrics import ScoreFn
+from serving.foryou.context import ForYouContext, ModelVectors
+from serving.foryou.ranker import Ranker, active_sources, fit_ranker
+from serving.foryou.sources import make_source
+
+log = logging.getLogger(__name__)
+
+# The graph filter's settings, as the evaluate row gf_cf (evaluation.models.graph_filter).
+GF_K, GF_ALPHA = 256, 0.3
+# Depth of the evaluated lists (the evaluator traces recall@k up to 50).
+EVAL_DEPTH = 50
+
+
+def graph_filter_fit(saves: sp.csr_matrix) -> ScoreFn:
+    from training.graph_filter import gf_cf
+
+    return gf_cf(saves, k=GF_K, alpha=GF_ALPHA)
+
+
+def model_vectors(trained: Any, data: Any, id_maps: Any) -> ModelVectors:
+    """The model's embeddings of `data` in the graph's index space."""
+    from training.embed import embed
+
+    emb = embed(trained, data, id_maps)
+    n_users, n_goods = int(data["user"].num_nodes), int(data["good"].num_nodes)
+    users = id_maps.to_idx("user", emb.user_ids)
+    goods = id_maps.to_idx("good", emb.good_ids)
+    uv = np.zeros((n_users, emb.user_vecs.shape[1]), np.float32)
+    gv = np.zeros((n_goods, emb.good_vecs.shape[1]), np.float32)
+    uv[users[users >= 0]] = emb.user_vecs[users >= 0]
+    gv[goods[goods >= 0]] = emb.good_vecs[goods >= 0]
+    return ModelVectors(uv, gv, kind=emb.model_kind, version=emb.model_version)
+
+
+@dataclasses.dataclass
+class Base:
+    """The pipeline's inputs on one graph: the context (graph filter, model vectors) and, for the ranker,
+    the model's vectors without its validation window and that window's cut (None without a model)."""
+
+    ctx: ForYouContext
+    val_model: ModelVectors | None
+    cut: int | None
+
+
+def fit_base(cfg: Config, data: Any, id_maps: Any, arrays: GraphArrays, *, progress: bool = False) -> Base:
+    """The graph filter on the saves and, when the sources ask for it, the graph model trained on `data`
+    (training holds out its own validation window, the newest train.val_share of the saves)."""
+    fy = cfg.foryou
+    model = val_model = None
+    cut = None
+    if "model" in fy.sources:
+        from training.split import time_split
+        from training.train import fit as train_fit
+
+        trained = train_fit(data, id_maps, {"purpose": "for_you"}, cfg.train, progress=progress)
+        model = model_vectors(trained, data, id_maps)
+        # Ranker features come from before the model's validation cut: neither its weights nor its
+        # neighbourhoods saw the label saves.
+        split = time_split(data, cfg.train.val_share)
+        val_model = model_vectors(trained, split.graph, id_maps)
+        cut = int(split.cutoff) - 1
+    gf = graph_filter_fit(arrays.saves) if "graph_filter" in fy.sources else None
+    return Base(ForYouContext.build(arrays, fy, graph_filter=gf, model=model), val_model, cut)
+
+
+def train_ranker(cfg: Config, arrays: GraphArrays, base: Base) -> Ranker:
+    """The ranker on `arrays`: labels after the cut (the model's validation cut, else foryou.label_share)."""
+    return fit_ranker(arrays, cfg.foryou, graph_filter_fit=graph_filter_fit, model=base.val_model, cut=base.cut)
+
+
+# --- evaluate rows ---------------------------------------------------------------------------------------
+
+
+def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
+    """`extra_rows` for evaluation.run.run_evaluation: for_you, for_you_fusion (no ranker) and one row per
+    source (src_<name>), all on the EvalSet's as-of-T graph."""
+    from evaluation.evaluator import Recommender
+
+    def rows(es: Any) -> Sequence[Recommender]:
+        if es.graph is None:
+            return []
+        from etl.arrays import graph_arrays
+
+        data, id_maps, manifest = es.graph
+        state: dict[str, Any] = {}
+
+        def arrays() -> GraphArrays:
+            if "arrays" not in state:
+                state["arrays"] = graph_arrays(data, int(manifest["as_of"]), cfg.graph.min_goods)
+            return state["arrays"]
+
+        def base() -> Base:
+            if "base" not in state:
+                state["base"] = fit_base(cfg, data, id_maps, arrays(), progress=progress)
+            return state["base"]
+
+        def ranker() -> Ranker:
+            if "ranker" not in state:
+                state["ranker"] = train_ranker(cfg, arrays(), base())
+            return state["ranker"]
+
+        def check(train: Any) -> None:
+            if train.n_users != arrays().n_users or train.n_goods != arrays().n_goods:
+                raise ValueError("the graph and the train data disagree on users or goods")
+
+        def pipeline_row(with_ranker: bool) -> Any:
+            def fit(train: Any) -> ScoreFn:
+                from serving.foryou.pipeline import for_you, lists_score_fn
+
+                check(train)
+                ctx, r = base().ctx, ranker() if with_ranker else None
+
+                def score(users: np.ndarray) -> np.ndarray:
+                    lists = for_you(ctx, users, EVAL_DEPTH, r, cfg.foryou.ranker_threads)
+                    return lists_score_fn(lists, train.n_goods)(users)
+
+                return score
+
+            return fit
+
+        def source_row(name: str) -> Any:
+            def fit(train: Any) -> ScoreFn:
+                from serving.foryou.pipeline import lists_score_fn
+
+                check(train)
+                ctx = base().ctx
+                src = make_source(name)
+
+                def score(users: np.ndarray) -> np.ndarray:
+                    from serving.foryou.pipeline import ForYouLists
+
+                    c = src.candidates(ctx, users, EVAL_DEPTH)
+                    z = np.zeros(c.goods.shape, np.int8)
+                    lists = ForYouLists(c.users, c.goods, c.scores, z, c.via, c.via * 0 - 1)
+                    return lists_score_fn(lists, train.n_goods)(users)
+
+                return score
+
+            return fit
+
+        out = [
+            Recommender(
+                "for_you",
+                "For You (serving/foryou): every source's candidates, LightGBM lambdarank, domain cap + MMR",
+                pipeline_row(True),
+                "model",
+            ),
+            Recommender(
+                "for_you_fusion",
+                "For You without the ranker: reciprocal-rank fusion of the sources' candidates",
+                pipeline_row(False),
+                "model",
+            ),
+        ]
+        probe = ForYouContext.build(arrays(), cfg.foryou, graph_filter=lambda u: u, model=None)
+        names = active_sources(probe, cfg.foryou.sources) + (("model",) if "model" in cfg.foryou.sources else ())
+        for name in dict.fromkeys(names):
+            out.append(Recommender(f"src_{name}", f"For You source {name} alone", source_row(name), "model"))
+        return out
+
+    return rows

@@ -1,0 +1,191 @@
+"""The union of every source's candidates, and the features of each (user, good) pair the ranker scores.
+
+Features use only `ctx.arrays` (the graph as of ctx.arrays.as_of), so a context built on
+`arrays.as_of_time(cut)` gives features from before the cut alone (tests/serving/foryou/test_leakage.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from serving.foryou.context import DAY, ForYouContext
+from serving.foryou.sources.base import Candidates, DenseSource, Source
+
+# Features that do not depend on which sources run, in column order after the per-source ones.
+PAIR_FEATURES = (
+    "n_sources",
+    "pop_all",
+    "pop_7d",
+    "pop_30d",
+    "age_days",
+    "domain_share",
+    "cluster_share",
+    "followees_saved",
+    "collection_cooc",
+    "clip_max",
+    "clip_mean",
+    "model_cos",
+    "user_saves",
+)
+# Newest saves whose CLIP vectors clip_max compares with.
+CLIP_ANCHORS = 20
+
+
+def feature_names(source_names: Sequence[str]) -> tuple[str, ...]:
+    per_source = tuple(f"{s}_{what}" for s in source_names for what in ("score", "rank"))
+    return per_source + PAIR_FEATURES
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """One row per distinct (user, good) any source proposed, grouped by user in `users` order.
+
+    row: int64 [N] position in `users`; good: int64 [N]; group: int64 [len(users)] rows per user (0 for a user
+    without candidates); source_score / source_rank: float32 [N, S] (NaN where source s did not propose the
+    pair; rank 1 is its best); via: int64 [N, S]; interest: int64 [N] (-1 where no source names one)."""
+
+    users: np.ndarray
+    sources: tuple[str, ...]
+    row: np.ndarray
+    good: np.ndarray
+    group: np.ndarray
+    source_score: np.ndarray
+    source_rank: np.ndarray
+    via: np.ndarray
+    interest: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+def union(users: np.ndarray, cands: Sequence[Candidates], n_goods: int) -> CandidateSet:
+    """Merge the sources' candidates for `users` (each Candidates' rows must be `users`, in order)."""
+    users = np.asarray(users, dtype=np.int64)
+    keys, src, pos = [], [], []
+    for s, c in enumerate(cands):
+        if len(c.users) != len(users) or not np.array_equal(c.users, users):
+            raise ValueError(f"source {c.source} answered for other users than asked")
+        r, j = np.nonzero(c.goods >= 0)
+        keys.append(r.astype(np.int64) * n_goods + c.goods[r, j])
+        src.append(np.full(len(r), s, np.int64))
+        pos.append(np.stack([r, j], axis=1))
+    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    uniq, inv = np.unique(all_keys, return_inverse=True)
+    n, n_src = len(uniq), len(cands)
+    score = np.full((n, n_src), np.nan, np.float32)
+    rank = np.full((n, n_src), np.nan, np.float32)
+    via = np.full((n, n_src), -1, np.int64)
+    interest = np.full(n, -1, np.int64)
+    start = 0
+    for s, c in enumerate(cands):
+        r, j = pos[s][:, 0], pos[s][:, 1]
+        at = inv[start : start + len(r)]
+        start += len(r)
+        score[at, s] = c.scores[r, j]
+        rank[at, s] = j + 1
+        via[at, s] = c.via[r, j]
+        if c.interest is not None:
+            named = c.interest[r, j] >= 0
+            interest[at[named]] = c.interest[r, j][named]
+    row = uniq // n_goods
+    return CandidateSet(
+        users=users,
+        sources=tuple(c.source for c in cands),
+        row=row,
+        good=uniq % n_goods,
+        group=np.bincount(row, minlength=len(users)).astype(np.int64),
+        source_score=score,
+        source_rank=rank,
+        via=via,
+        interest=interest,
+    )
+
+
+def _gather(m: sp.csr_matrix | np.ndarray, row: np.ndarray, good: np.ndarray) -> np.ndarray:
+    if sp.issparse(m):
+        return np.asarray(sp.csr_matrix(m)[row, good]).ravel().astype(np.float32)
+    return np.asarray(m)[row, good].astype(np.float32)
+
+
+def features(ctx: ForYouContext, cs: CandidateSet, blocks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """float32 [N, len(feature_names(cs.sources))]; NaN is LightGBM's missing value.
+
+    blocks: the dense score blocks [len(users), G] of DenseSources for these users (source name -> block):
+    their score feature is then filled for every candidate, not only those the source proposed."""
+    a = ctx.arrays
+    blocks = blocks or {}
+    users, row, good = cs.users, cs.row, cs.good
+    n = len(cs)
+    cols: list[np.ndarray] = []
+    for s, name in enumerate(cs.sources):
+        sc = cs.source_score[:, s].copy()
+        if name in blocks:
+            full = blocks[name][row, good].astype(np.float32)
+            sc = np.where(np.isfinite(full), full, np.nan).astype(np.float32)
+        cols += [sc, cs.source_rank[:, s]]
+    cols.append((~np.isnan(cs.source_rank)).sum(axis=1).astype(np.float32))
+    pop = ctx.memo("pop_all", a.popularity)
+    pop7 = ctx.memo("pop_7d", lambda: a.popularity(since=a.as_of - 7 * DAY))
+    pop30 = ctx.memo("pop_30d", lambda: a.popularity(since=a.as_of - 30 * DAY))
+    cols += [np.log1p(pop[good]), np.log1p(pop7[good]), np.log1p(pop30[good])]
+    cols.append(((a.as_of - a.created_at[good]) / DAY).astype(np.float32))
+    dom = a.domain[good]
+    dshare = ctx.user_domain_share()[users]
+    ds = np.where(dom >= 0, _gather(dshare, row, np.maximum(dom, 0)), np.nan)
+    cols.append(ds.astype(np.float32))
+    cshare = ctx.user_cluster_share()[users]
+    cols.append(_gather(cshare, row, ctx.clusters()[good]))
+    # Followees who saved the good (ever, up to as_of).
+    fol_saved = sp.csr_matrix(a.follows[users] @ a.saves)
+    cols.append(_gather(fol_saved, row, good))
+    # Collections holding the good that also hold one of the user's saves.
+    if a.n_collections:
+        touched = sp.csr_matrix(a.saves[users] @ a.contains.T)
+        touched.data[:] = 1.0
+        cooc = sp.csr_matrix(touched @ a.contains)
+        cols.append(_gather(cooc, row, good))
+    else:
+        cols.append(np.zeros(n, np.float32))
+    # CLIP: best cosine to one of the newest saves; cosine to the recency-weighted mean of the saves.
+    anchors = ctx.newest_saves(users, CLIP_ANCHORS)
+    gv = a.content[good]
+    best = np.full(n, -np.inf, np.float32)
+    for j in range(anchors.shape[1]):
+        anc = anchors[row, j]
+        ok = anc >= 0
+        if not ok.any():
+            break
+        sim = np.einsum("nd,nd->n", gv[ok], a.content[anc[ok]])
+        best[ok] = np.maximum(best[ok], sim)
+    cols.append(np.where(np.isfinite(best), best, np.nan).astype(np.float32))
+    mean = np.asarray(ctx.recency_weights()[users] @ a.content, dtype=np.float32)
+    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+    cols.append(np.einsum("nd,nd->n", gv, mean[row]).astype(np.float32))
+    if ctx.model is not None:
+        mv = ctx.model
+        cols.append(np.einsum("nd,nd->n", mv.user_vecs[users][row], mv.good_vecs[good]).astype(np.float32))
+    else:
+        cols.append(np.full(n, np.nan, np.float32))
+    cols.append(np.log1p(a.saves_per_user()[users][row]).astype(np.float32))
+    return np.stack(cols, axis=1).astype(np.float32) if n else np.zeros((0, len(cols)), np.float32)
+
+
+def candidate_batch(
+    ctx: ForYouContext, users: np.ndarray, sources: Sequence[Source], n: int
+) -> tuple[CandidateSet, np.ndarray]:
+    """Every source's candidates for `users` (one batch), their union and its feature matrix."""
+    cands: list[Candidates] = []
+    blocks: dict[str, np.ndarray] = {}
+    for src in sources:
+        if isinstance(src, DenseSource):
+            b = src.block(ctx, users)
+            blocks[src.name] = b
+            cands.append(src.from_block(ctx, users, b, n))
+        else:
+            cands.append(src.candidates(ctx, users, n))
+    cs = union(users, cands, ctx.arrays.n_goods)
+    return cs, features(ctx, cs, blocks)

@@ -1,0 +1,148 @@
+"""For You lists: every source's candidates -> their union -> features -> the ranker (or, without one, a
+reciprocal-rank fusion of the sources' ranks) -> the domain cap and MMR -> a popularity top-up.
+
+The same function serves `graphrec recommend` (the graph as of now) and the evaluate row `for_you` (the graph
+as of the split time): the app builds the context and calls `for_you`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.foryou.context import DAY, ForYouContext, ScoreFn
+from serving.foryou.features import CandidateSet, candidate_batch
+from serving.foryou.ranker import BATCH, Ranker, active_sources
+from serving.foryou.sources import SOURCE_NAMES, make_source
+from serving.foryou.sources.base import batches
+from serving.rerank import rerank
+
+# A pick's source code is its position here; "popular" is the top-up for users short of candidates.
+PICK_SOURCES: tuple[str, ...] = (*SOURCE_NAMES, "popular")
+POPULAR = PICK_SOURCES.index("popular")
+# Candidates per user handed to the re-rank (best by ranker score).
+RERANK_POOL = 100
+# Reciprocal-rank fusion constant (Cormack et al. 2009).
+RRF_K = 60.0
+
+
+@dataclass(frozen=True)
+class ForYouLists:
+    """Row i belongs to user `users[i]`. goods int64 [n, k] best first, -1 padded; scores float32 [n, k] (higher
+    first); source int8 [n, k] position in PICK_SOURCES of the source that ranked the pick best; via int64 [n, k]
+    that source's via (followee user_idx, anchor good_idx or -1); interest int64 [n, k] (-1 none)."""
+
+    users: np.ndarray
+    goods: np.ndarray
+    scores: np.ndarray
+    source: np.ndarray
+    via: np.ndarray
+    interest: np.ndarray
+
+    def source_counts(self) -> dict[str, int]:
+        ok = self.goods >= 0
+        counts = np.bincount(self.source[ok].astype(np.int64), minlength=len(PICK_SOURCES))
+        return {name: int(c) for name, c in zip(PICK_SOURCES, counts, strict=True)}
+
+
+def fusion_scores(cs: CandidateSet) -> np.ndarray:
+    """float32 [N]: sum over the sources proposing a pair of 1 / (RRF_K + rank)."""
+    return np.nansum(1.0 / (RRF_K + cs.source_rank), axis=1).astype(np.float32)
+
+
+def _best_source(cs: CandidateSet) -> tuple[np.ndarray, np.ndarray]:
+    """(PICK_SOURCES code [N], via [N]) of the source ranking each pair best."""
+    rank = np.where(np.isnan(cs.source_rank), np.inf, cs.source_rank)
+    j = rank.argmin(axis=1)
+    codes = np.array([PICK_SOURCES.index(s) for s in cs.sources], dtype=np.int8)
+    return codes[j], cs.via[np.arange(len(cs)), j]
+
+
+def for_you(
+    ctx: ForYouContext, users: np.ndarray, k: int, ranker: Ranker | None = None, threads: int = 1
+) -> ForYouLists:
+    """The top `k` For You picks of `users` (user_idx) as of ctx.arrays.as_of."""
+    cfg, a = ctx.cfg, ctx.arrays
+    users = np.asarray(users, dtype=np.int64)
+    names = ranker.sources if ranker is not None else active_sources(ctx, cfg.sources)
+    missing = set(active_sources(ctx, names)) ^ set(names)
+    if missing:
+        raise ValueError(f"the ranker was trained with source(s) {', '.join(sorted(missing))}, which this run lacks")
+    sources = [make_source(s) for s in names]
+    n = len(users)
+    out_g = np.full((n, k), -1, np.int64)
+    out_s = np.full((n, k), -np.inf, np.float32)
+    out_src = np.full((n, k), POPULAR, np.int8)
+    out_via = np.full((n, k), -1, np.int64)
+    out_int = np.full((n, k), -1, np.int64)
+    for start, chunk in batches(users, BATCH):
+        cs, x = candidate_batch(ctx, chunk, sources, cfg.per_source)
+        score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
+        src, via = _best_source(cs)
+        b = len(chunk)
+        # Per user, the RERANK_POOL best candidates by score, as a padded matrix for the re-rank.
+        order = np.lexsort((-score, cs.row))
+        row_sorted = cs.row[order]
+        first = np.searchsorted(row_sorted, np.arange(b))
+        pos = np.arange(len(order)) - first[row_sorted]
+        keep = pos < RERANK_POOL
+        r, p, idx = row_sorted[keep], pos[keep], order[keep]
+        cand = np.full((b, RERANK_POOL), -1, np.int64)
+        cand_score = np.full((b, RERANK_POOL), -np.inf, np.float64)
+        cand[r, p] = cs.good[idx]
+        cand_score[r, p] = score[idx]
+        picked = rerank(cand, cand_score, a.content, a.domain, k, cfg.diversity, cfg.max_per_domain)
+        # Look the chosen goods up again for their score, source, via and interest.
+        key = cs.row.astype(np.int64) * a.n_goods + cs.good
+        sort_key = np.argsort(key)
+        want = np.arange(b)[:, None] * a.n_goods + np.maximum(picked, 0)
+        at = sort_key[np.searchsorted(key[sort_key], want).clip(0, len(key) - 1)] if len(key) else want * 0
+        ok = picked >= 0
+        rows = slice(start, start + b)
+        out_g[rows] = picked
+        if len(key):
+            out_s[rows] = np.where(ok, score[at], -np.inf)
+            out_src[rows] = np.where(ok, src[at], POPULAR)
+            out_via[rows] = np.where(ok, via[at], -1)
+            out_int[rows] = np.where(ok, cs.interest[at], -1)
+    _top_up(ctx, users, out_g, out_s)
+    return ForYouLists(users, out_g, out_s, out_src, out_via, out_int)
+
+
+def _top_up(ctx: ForYouContext, users: np.ndarray, goods: np.ndarray, scores: np.ndarray) -> None:
+    """Fill short lists (in place) with the goods most saved in the last week, then of all time."""
+    short = np.flatnonzero((goods >= 0).sum(axis=1) < goods.shape[1])
+    if not len(short):
+        return
+    a = ctx.arrays
+    recent = a.popularity(since=a.as_of - 7 * DAY)
+    total = a.popularity()
+    live = ctx.pickable()
+    order = np.lexsort((-total, -recent))
+    order = order[live[order]][: goods.shape[1] * 4 + int(np.diff(ctx.exclude.indptr).max(initial=0))]
+    for i in short.tolist():
+        have = goods[i][goods[i] >= 0]
+        ex = ctx.exclude.indices[ctx.exclude.indptr[users[i]] : ctx.exclude.indptr[users[i] + 1]]
+        fill = order[~np.isin(order, np.concatenate([have, ex]))][: goods.shape[1] - len(have)]
+        goods[i, len(have) : len(have) + len(fill)] = fill
+        scores[i, len(have) : len(have) + len(fill)] = -1e9 - np.arange(len(fill), dtype=np.float32)
+
+
+def lists_score_fn(lists: ForYouLists, n_goods: int) -> ScoreFn:
+    """Dense scores [b, G] that rank each user's list in its order (-inf off the list), for evaluation."""
+    row_of = {int(u): i for i, u in enumerate(lists.users.tolist())}
+    k = lists.goods.shape[1]
+
+    def score(users: np.ndarray) -> np.ndarray:
+        out = np.full((len(users), n_goods), -np.inf, np.float32)
+        for j, u in enumerate(np.asarray(users).tolist()):
+            i = row_of.get(int(u))
+            if i is None:
+                continue
+            g = lists.goods[i]
+            ok = g >= 0
+            out[j, g[ok]] = (k - np.arange(k, dtype=np.float32))[ok]
+        return out
+
+    return score

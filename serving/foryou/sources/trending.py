@@ -1,0 +1,30 @@
+"""Goods trending in the user's interests: recent save velocity times the user's share in the good's interest.
+
+velocity(g) = log1p(saves of g in the last trending_days); interest share: the share of the user's
+(recency-weighted) saves in the good's CLIP cluster, plus their share in its domain (H7's interests replace
+the cluster proxy when present)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.foryou.context import DAY, ForYouContext
+from serving.foryou.sources.base import DenseSource
+
+
+class Trending(DenseSource):
+    name = "trending"
+
+    def block(self, ctx: ForYouContext, users: np.ndarray) -> np.ndarray:
+        a = ctx.arrays
+        velocity = ctx.memo(
+            "trending_velocity",
+            lambda: np.log1p(a.popularity(since=a.as_of - ctx.cfg.trending_days * DAY)).astype(np.float32),
+        )
+        cluster = ctx.clusters()
+        dom = a.domain
+        has_dom = dom >= 0
+        affinity = np.asarray(ctx.user_cluster_share()[users].todense())[:, cluster]
+        d = np.asarray(ctx.user_domain_share()[users].todense())
+        affinity[:, has_dom] += d[:, dom[has_dom]]
+        return (affinity * velocity[None, :]).astype(np.float32)

@@ -3,13 +3,15 @@
 A model pick is explained by the user's saved good it is closest to (cosine of the model's good vectors, over
 the user's newest saves), named with the user's collection that holds that good when there is one:
 "because you saved <title> in <collection>". Without a usable vector it falls back to the domain the user
-saves from. Fallback picks say whose save or which popularity they come from.
+saves from. Fallback picks say whose save or which popularity they come from. A pick that serves one of the
+user's interests (serving/foryou/interests.py) also names that interest by its representative good and main
+domain: "... · for your interest: <title>, <domain>".
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,10 @@ class Reason:
     similarity: float | None = None
     saves: int | None = None  # saves of a popular pick in the last `popular_days` days
     saves_all_time: int | None = None
+    # The user's interest the pick serves: its medoid (the saved good that stands for it), main domain, weight.
+    interest_good_id: int | None = None
+    interest_domain: str | None = None
+    interest_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,37 @@ def explain(
     pick_domain: str | None,
     user_domains: set[str],
     popular_saves: tuple[int, int] | None,
+    interest: tuple[int, str | None, float] | None = None,
 ) -> Reason:
-    """The structured reason of one pick (database ids)."""
+    """The structured reason of one pick (database ids). interest: (medoid good_id, main domain or None,
+    weight) of the user's interest the pick serves, or None."""
+    why = _explain(
+        source=source,
+        anchor_good_id=anchor_good_id,
+        cosine=cosine,
+        collection_id=collection_id,
+        followee_id=followee_id,
+        pick_domain=pick_domain,
+        user_domains=user_domains,
+        popular_saves=popular_saves,
+    )
+    if interest is None:
+        return why
+    good_id, domain, weight = interest
+    return replace(why, interest_good_id=good_id, interest_domain=domain, interest_weight=round(float(weight), 4))
+
+
+def _explain(
+    *,
+    source: int,
+    anchor_good_id: int | None,
+    cosine: float,
+    collection_id: int | None,
+    followee_id: int | None,
+    pick_domain: str | None,
+    user_domains: set[str],
+    popular_saves: tuple[int, int] | None,
+) -> Reason:
     if source == FOLLOWEE:
         return Reason(FOLLOWEE_KIND, followee_id=followee_id)
     if source == POPULAR:
@@ -166,4 +201,13 @@ def render(reason: Reason, labels: Labels, popular_days: int) -> tuple[str, str]
             words = "new on Goodsend"
     else:
         words = "picked for you"
+    if reason.interest_good_id is not None:
+        title = labels.good_titles.get(reason.interest_good_id, "") or f"good {reason.interest_good_id}"
+        detail["interest"] = {
+            "good_id": reason.interest_good_id,
+            "good_title": title,
+            "domain": reason.interest_domain,
+            "weight": reason.interest_weight,
+        }
+        words += f" · for your interest: {title}" + (f", {reason.interest_domain}" if reason.interest_domain else "")
     return words, _JSON.encode(detail)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from graphrec.app import gate
+from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
 from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
 from graphrec.core.config import Config
@@ -219,25 +221,7 @@ class RetrainResult:
     current_val: dict[str, float] | None
     current_version: str | None
     seconds: dict[str, float]
-
-
-def compare_validation(new: dict[str, float], current: dict[str, float] | None, tolerance: float) -> tuple[bool, str]:
-    """Promote unless a validation figure of the new model falls short of the current model's by more than
-    `tolerance` (relative: 0.02 allows 2% less)."""
-    if not current:
-        return True, "no current model to compare with"
-    worse = []
-    for key, cur in sorted(current.items()):
-        if key == "val_users" or not isinstance(cur, int | float) or key not in new:
-            continue
-        if new[key] < cur * (1.0 - tolerance):
-            worse.append(f"{key} {new[key]:.4f} < {cur:.4f} - {tolerance:.0%}")
-    if worse:
-        return False, "new model is worse on validation: " + "; ".join(worse)
-    figures = ", ".join(
-        f"{k} {new[k]:.4f} vs {v:.4f}" for k, v in sorted(current.items()) if k != "val_users" and k in new
-    )
-    return True, f"new model is not worse on validation ({figures})"
+    baseline_val: dict[str, dict[str, float]] = field(default_factory=dict)  # gate.BASELINES on the same window
 
 
 def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
@@ -247,7 +231,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
     from graphrec.core.artifacts import load_graph
     from training.checkpoint import load_trained, save_trained
     from training.embed import embed
-    from training.split import time_split, validation_metrics
+    from training.split import time_split
     from training.train import fit
 
     stages = Stages()
@@ -260,22 +244,26 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
         with stages.stage("train", model=cfg.train.model):
             trained = fit(data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress)
             save_trained(trained, models)
-        new_val = {k: v for k, v in trained.meta.val.items() if isinstance(v, int | float)}
         with stages.stage("evaluate"):
+            # The new model's validation window; the new and current models embed the graph without the
+            # held-out saves, the baselines fit on the saves before them, and one code path scores all four.
+            split = time_split(data, cfg.train.val_share)
+            new_val = gate.embeddings_validation(embed(trained, split.graph, id_maps), id_maps, split)
+            baseline_val = gate.baseline_validation(split, cfg.train.seed)
             current_path = current_model(models)
             current_val = None
             current_version = None
             if current_path is not None:
                 current = load_trained(current_path)
                 current_version = current.version
-                # Same window as the new model's validation: the current model embeds the graph
-                # without the held-out saves and is scored on them.
-                split = time_split(data, cfg.train.val_share)
-                cur_emb = embed(current, split.graph, id_maps)
-                current_val = validation_metrics(cur_emb.user_vecs, cur_emb.good_vecs, split)
-            promoted, reason = compare_validation(new_val, current_val, cfg.recommend.promote_tolerance)
+                current_val = gate.embeddings_validation(embed(current, split.graph, id_maps), id_maps, split)
+            promoted, reason = gate.decide(new_val, current_val, baseline_val, cfg.recommend.promote_tolerance)
         if promoted:
             set_current_model(models, trained.version)
+        else:
+            log.warning(
+                "retrain: model %s not promoted, %s stays CURRENT: %s", trained.version, current_version, reason
+            )
         result = RetrainResult(
             version=trained.version,
             promoted=promoted,
@@ -284,6 +272,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             current_val=current_val,
             current_version=current_version,
             seconds=dict(stages.seconds),
+            baseline_val=baseline_val,
         )
         job.succeed(
             trained.version, {"promoted": int(promoted)}, {**dataclasses.asdict(result), "graph": str(built.path)}

@@ -1,0 +1,111 @@
+"""The retrain gate: a new model becomes CURRENT only when, on the validation window, it is not worse than the
+current one and beats recent popularity and the graph filter. A planted model with random embeddings is kept
+aside, says why in the log, the run ledger and the alert, and the CURRENT pointer does not move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from click.testing import CliRunner
+
+from graphrec.app import gate
+from graphrec.app.cli import cli
+from graphrec.core import alerts, db
+
+BASE = {"popularity": {"recall@20": 0.05, "ndcg@20": 0.03}, "gf_cf": {"recall@20": 0.10, "ndcg@20": 0.06}}
+
+
+def test_decide_needs_the_current_model_and_both_baselines_beaten() -> None:
+    good = {"recall@20": 0.12, "ndcg@20": 0.07}
+    current = {"recall@20": 0.11, "ndcg@20": 0.065, "val_users": 40}
+    ok, why = gate.decide(good, current, BASE, 0.02)
+    assert ok and "beats the baselines" in why
+    # Better than the current model, but not than the graph filter: kept aside, naming the figure.
+    weak = {"recall@20": 0.09, "ndcg@20": 0.07}
+    ok, why = gate.decide(weak, {"recall@20": 0.05, "ndcg@20": 0.03}, BASE, 0.02)
+    assert not ok and "gf_cf recall@20 0.0900 <= 0.1000" in why and "popularity" not in why
+    # A tie is not a win.
+    ok, why = gate.decide({"recall@20": 0.10, "ndcg@20": 0.07}, None, {"gf_cf": BASE["gf_cf"]}, 0.02)
+    assert "gf_cf recall@20 0.1000 <= 0.1000" in why
+    # Worse than the current model and than popularity: both reasons.
+    ok, why = gate.decide({"recall@20": 0.01, "ndcg@20": 0.01}, current, BASE, 0.02)
+    assert not ok and why.startswith("new model is worse on validation") and "popularity recall@20" in why
+    # No current model: nothing to keep, so promoted, and the reason still says what it lost to.
+    ok, why = gate.decide({"recall@20": 0.01, "ndcg@20": 0.01}, None, BASE, 0.02)
+    assert ok and "promoted although it does not beat the baselines" in why
+
+
+def test_retrain_keeps_the_current_model_when_the_new_one_loses_to_popularity(
+    migrated_url: str, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.train
+
+    monkeypatch.setenv("GRAPHREC_DATABASE_URL", migrated_url)
+    monkeypatch.setenv("GRAPHREC_PATHS__ARTIFACTS", str(artifacts))
+    sent: list[str] = []
+    monkeypatch.setattr(alerts, "notify_summary", lambda text: sent.append(text) or True)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["demo-data", "--users", "120", "--goods", "600", "--seed", "1"]).exit_code == 0
+    quick = ["--set", "train.model=lightgcn", "--set", "train.max_epochs=3", "--set", "graph.min_goods=3"]
+    first = runner.invoke(cli, [*quick, "retrain"])
+    assert first.exit_code == 0, first.output
+    models = artifacts / "models"
+    current = (models / "CURRENT").read_text().strip()
+
+    real_fit = training.train.fit
+
+    def random_embeddings(*args, **kwargs):  # the planted model: trained, then its vectors replaced by noise
+        trained = real_fit(*args, **kwargs)
+        g = torch.Generator().manual_seed(0)
+        for key, value in trained.state_dict.items():
+            if value.is_floating_point():
+                trained.state_dict[key] = torch.randn(value.shape, generator=g)
+        return trained
+
+    monkeypatch.setattr(training.train, "fit", random_embeddings)
+    # A tolerance of 100% lets any model past the current one: only the baselines can stop it.
+    second = runner.invoke(cli, [*quick, "--set", "recommend.promote_tolerance=1.0", "retrain"])
+    assert second.exit_code == 0, second.output
+    assert (models / "CURRENT").read_text().strip() == current
+    with db.connect(migrated_url) as conn:
+        runs = conn.execute("SELECT counts, metrics FROM graphrec_runs WHERE kind = 'retrain' ORDER BY id").fetchall()
+    assert [r["counts"]["promoted"] for r in runs] == [1, 0]
+    ledger = runs[1]["metrics"]
+    pop = ledger["baseline_val"]["popularity"]
+    assert any(ledger["new_val"][k] <= pop[k] for k in gate.FIGURES)
+    assert "does not beat the baselines on validation" in ledger["reason"] and "popularity" in ledger["reason"]
+    assert ledger["current_version"] == current and set(ledger["baseline_val"]) == {"popularity", "gf_cf"}
+    assert "not promoted" in second.output and "popularity" in second.output
+    assert "kept aside" in sent[-1] and "popularity" in sent[-1]
+    # Same figures and same window for every scorer: the new model's validation users are the baselines'.
+    assert ledger["new_val"]["val_users"] == pop["val_users"] == ledger["current_val"]["val_users"]
+
+
+def test_validation_scores_match_training_validation_for_vector_scores() -> None:
+    from training.split import TimeSplit, validation_metrics
+
+    rng = np.random.default_rng(0)
+    n_users, n_goods = 30, 50
+    seen = sp.random(n_users, n_goods, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    seen.data[:] = 1.0
+    truth = sp.random(20, n_goods, density=0.05, random_state=2, format="csr", dtype=np.float32)
+    truth = sp.csr_matrix(truth - truth.multiply(seen[:20]))
+    truth.data[:] = 1.0
+    candidates = rng.random(n_goods) > 0.2
+    split = TimeSplit(
+        cutoff=0,
+        graph=None,  # type: ignore[arg-type]
+        train_users=np.zeros(0, np.int64),
+        train_goods=np.zeros(0, np.int64),
+        train_time=np.zeros(0, np.int64),
+        val_users=np.arange(20),
+        val_truth=truth,
+        seen=seen,
+        candidates=candidates,
+    )
+    u, g = rng.standard_normal((n_users, 8)), rng.standard_normal((n_goods, 8))
+    assert gate.validation_scores(lambda users: u[users] @ g.T, split) == validation_metrics(u, g, split)

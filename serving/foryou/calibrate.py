@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.rerank import _first_occurrence
+from serving.foryou.context import ForYouContext
+from serving.foryou.interests import good_interest, interest_vectors, rows_of, user_interests
+from serving.rerank import _first_occurrence, rerank
 
 ALPHA = 0.01
 
@@ -126,3 +128,34 @@ def _calibrate_batch(
         cd = dom[rows, j]
         per_domain += (ok & (cd >= 0))[:, None] & (dom == cd[:, None])
     return out
+
+
+def final_list(
+    ctx: ForYouContext, users: np.ndarray, goods: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pipeline's last step: calibrate to each user's interest mix (cfg.calibration, inside the domain cap
+    cfg.max_per_domain), then order the k by MMR (serving.rerank, cfg.diversity). With calibration 0 this is
+    serving.rerank over all the candidates, as without interests.
+
+    users: int64 [n] user_idx; goods: int64 [n, C] candidate good_idx (-1 padding); scores: float [n, C].
+    Returns (picks int64 [n, k] good_idx, -1 padded; interest int64 [n, k] the slot of the user's interest each
+    pick serves, -1 none; see serving.foryou.interests)."""
+    cfg = ctx.cfg
+    users = np.asarray(users, dtype=np.int64)
+    goods = np.atleast_2d(np.asarray(goods, dtype=np.int64))
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    ui = user_interests(ctx)
+    vectors = interest_vectors(ctx)
+    a = ctx.arrays
+    if cfg.calibration > 0:
+        rows = rows_of(ui, users)
+        weight = np.where((rows >= 0)[:, None], ui.weight[np.maximum(rows, 0)], 0.0)
+        slot = good_interest(ui, users, goods, vectors)
+        order = calibrate(
+            goods, scores, slot, weight, k, cfg.calibration, domains=a.domain, max_per_domain=cfg.max_per_domain
+        )
+        at = np.maximum(order, 0)
+        goods = np.where(order >= 0, np.take_along_axis(goods, at, axis=1), -1)
+        scores = np.where(order >= 0, np.take_along_axis(scores, at, axis=1), -np.inf)
+    picks = rerank(goods, scores, a.content, a.domain, k, cfg.diversity, cfg.max_per_domain)
+    return picks, good_interest(ui, users, picks, vectors)

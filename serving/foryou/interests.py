@@ -526,31 +526,3 @@ def user_interests(ctx: ForYouContext) -> UserInterests:
 
     result: UserInterests = ctx.memo("interests", make)
     return result
-
-
-def calibrated_order(
-    ctx: ForYouContext, users: np.ndarray, goods: np.ndarray, scores: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The pipeline's last step before MMR: each candidate's interest, then Steck's calibrated greedy
-    (cfg.calibration; the domain cap cfg.max_per_domain holds inside it).
-
-    users: int64 [n] user_idx; goods: int64 [n, C] candidates (-1 padding); scores float [n, C].
-    Returns (order int64 [n, k] positions into the candidate columns, -1 padded; interest int64 [n, C] the
-    slot of every candidate, -1 none)."""
-    from serving.foryou.calibrate import calibrate
-
-    ui = user_interests(ctx)
-    slot = good_interest(ui, users, goods, interest_vectors(ctx))
-    rows = rows_of(ui, users)
-    weight = np.where((rows >= 0)[:, None], ui.weight[np.maximum(rows, 0)], 0.0)
-    order = calibrate(
-        goods,
-        scores,
-        slot,
-        weight,
-        k,
-        ctx.cfg.calibration,
-        domains=ctx.arrays.domain,
-        max_per_domain=ctx.cfg.max_per_domain,
-    )
-    return order, slot

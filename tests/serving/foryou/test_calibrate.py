@@ -79,3 +79,25 @@ def test_padding_duplicates_and_users_without_interests() -> None:
         calibrate(goods, scores, slot, weight, 4, 1.5)
     with pytest.raises(ValueError, match="below 2"):
         calibrate(goods, scores, slot + 1, weight, 4, 0.5)
+
+
+def test_final_list_calibrates_then_reranks_and_names_each_picks_interest() -> None:
+    from graphrec.core.config import ForYouConfig
+    from serving.foryou.calibrate import final_list
+    from serving.foryou.context import ForYouContext
+    from serving.rerank import rerank
+    from tests.serving.foryou.test_interests import _arrays
+
+    vecs, style, domain = catalogue()
+    goods = four_taste_user(style, PLANTED)
+    arrays = _arrays(saves_of([goods], len(style)), vecs, domain)
+    user_vec = vecs[goods].mean(axis=0)
+    cand = np.array([[g for g in np.argsort(-(vecs @ user_vec), kind="stable") if g not in set(goods)][:200]])
+    score = (vecs[cand[0]] @ user_vec)[None, :]
+    off = ForYouContext.build(arrays, ForYouConfig(calibration=0.0, max_per_domain=20))
+    picks, slot = final_list(off, np.array([0]), cand, score, 20)
+    np.testing.assert_array_equal(picks, rerank(cand, score, vecs, domain, 20, 0.0, 20))
+    on = ForYouContext.build(arrays, ForYouConfig(calibration=0.9, max_per_domain=20))
+    picks, slot = final_list(on, np.array([0]), cand, score, 20)
+    np.testing.assert_allclose(np.bincount(style[picks[0]], minlength=4)[:4] / 20, [0.4, 0.3, 0.2, 0.1], atol=0.051)
+    np.testing.assert_array_equal(slot[0], style[picks[0]])  # interest slot j is taste j here

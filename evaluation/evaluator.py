@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 CURVE_MAX = 50  # recall@k is also traced for k = 1..CURVE_MAX
 MIN_PICKS = 5  # the product's promise: at least 5 picks a day
 INTERVAL_METRICS = ("recall", "ndcg")  # figures with bootstrap intervals over users
+INTEREST_MIN_WEIGHT = 0.15  # a planted interest counts when it carries at least this share of the user's taste
+CONTENT_GROUPS = 32  # clusters of the content vectors that stand for interests on data without planted ones
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,57 @@ def _mean(x: np.ndarray) -> float:
     return float(np.nanmean(x)) if len(x) and not np.isnan(x).all() else float("nan")
 
 
-def measure(picks: np.ndarray, es: EvalSet, ks: Sequence[int]) -> dict[str, float]:
-    """Every figure for picks [n users, >= max(ks)] aligned with `es.users`."""
+@dataclass(frozen=True)
+class InterestTruth:
+    """What the interest figures compare a list with, computed once per EvalSet.
+
+    history: csr [n, G] the evaluated users' train saves (rows aligned with EvalSet.users); groups: int64 [G]
+    a seeded spherical k-means of the content vectors into CONTENT_GROUPS (-1 without a vector), or None
+    without content; planted: (interest float [n, S], style int64 [G]) on the demo, else None.
+    """
+
+    history: sp.csr_matrix
+    groups: np.ndarray | None
+    planted: tuple[np.ndarray, np.ndarray] | None
+
+    @classmethod
+    def of(cls, es: EvalSet) -> InterestTruth:
+        content = es.train.content
+        groups = m.content_groups(content, CONTENT_GROUPS, seed=es.train.seed) if content is not None else None
+        planted = None
+        if es.truth is not None:
+            planted = (np.asarray(es.truth.interest)[es.users], np.asarray(es.truth.style))
+        return cls(sp.csr_matrix(es.train.saves[es.users]), groups, planted)
+
+
+def interest_figures(picks: np.ndarray, it: InterestTruth, k: int) -> dict[str, float]:
+    """interest_coverage@k: the share of a user's planted interests of weight >= INTEREST_MIN_WEIGHT with a
+    pick among the top k (demo); calibration_kl@k: Steck's KL between the content-cluster mix of the user's
+    saves and of the top k (0 = the same mix; any data with content vectors); calibration_kl_planted@k: the
+    same over planted styles (demo)."""
+    out: dict[str, float] = {}
+    if it.planted is not None:
+        interest, style = it.planted
+        out[f"interest_coverage@{k}"] = _mean(
+            m.planted_interest_coverage(picks, interest, style, k, INTEREST_MIN_WEIGHT)
+        )
+        out[f"calibration_kl_planted@{k}"] = _mean(m.calibration_kl(picks, it.history, style, k))
+    if it.groups is not None:
+        out[f"calibration_kl@{k}"] = _mean(m.calibration_kl(picks, it.history, it.groups, k))
+    return out
+
+
+def measure(
+    picks: np.ndarray, es: EvalSet, ks: Sequence[int], interests: InterestTruth | None = None
+) -> dict[str, float]:
+    """Every figure for picks [n users, >= max(ks)] aligned with `es.users`. `interests`: InterestTruth.of(es),
+    passed in so that many rows share it (computed here when None)."""
     train, truth = es.train, es.test
     popularity = train.popularity()
+    interests = interests if interests is not None else InterestTruth.of(es)
     out: dict[str, float] = {}
     for k in ks:
+        out.update(interest_figures(picks, interests, k))
         out[f"precision@{k}"] = _mean(m.precision_at_k(picks, truth, k))
         out[f"recall@{k}"] = _mean(m.recall_at_k(picks, truth, k))
         out[f"ndcg@{k}"] = _mean(m.ndcg_at_k(picks, truth, k))
@@ -324,6 +371,7 @@ def evaluate(
     ks = tuple(sorted(ks))
     depth = max(max(ks), CURVE_MAX)
     popularity = es.train.popularity()
+    interests = InterestTruth.of(es)
     rows: list[Row] = []
     for rec in recommenders:
         log.info("evaluating %s on %s (%d users)", rec.name, es.name, len(es.users))
@@ -364,7 +412,7 @@ def evaluate(
                 kind=rec.kind,
                 fit_s=t1 - t0,
                 score_s=t2 - t1,
-                metrics=measure(picks, es, ks),
+                metrics=measure(picks, es, ks, interests),
                 recall_curve=curve,
                 pick_popularity=popularity[top[top >= 0]],
                 domains_per_list=dom,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.bootstrap import RESAMPLES
-from evaluation.evaluator import CURVE_MAX, MIN_PICKS, EvalResult
+from evaluation.evaluator import CONTENT_GROUPS, CURVE_MAX, INTEREST_MIN_WEIGHT, MIN_PICKS, EvalResult
 
 PLOTS = {
     "metrics_by_model.png": "Recall, NDCG and hit rate at K for every row",
@@ -98,6 +98,9 @@ def _table(result: EvalResult) -> str:
         (f"novelty@{k}", 1),
         (f"new_good_cosine@{k}", 3),
         (f"new_good_domain_hit@{k}", 3),
+        (f"interest_coverage@{k}", 3),
+        (f"calibration_kl@{k}", 3),
+        (f"calibration_kl_planted@{k}", 3),
         (f"users_with_{MIN_PICKS}_picks", 3),
     ]
     present = [(c, d) for c, d in cols if any(c in row.metrics for row in result.rows)]
@@ -337,7 +340,11 @@ def write_report(results: list[EvalResult], out: Path, meta: dict[str, Any]) -> 
         "**diversity** the mean CLIP distance between two picks of a list (0 = look-alikes); **domains** "
         "the number of distinct shops in a list; **novelty** the mean self-information (bits) of the picks' "
         f"popularity (higher = less mainstream); **users_with_{MIN_PICKS}_picks** the share of users who "
-        f"got at least {MIN_PICKS} picks.",
+        f"got at least {MIN_PICKS} picks; **interest_coverage** (demo) the share of a user's planted interests "
+        f"with at least {INTEREST_MIN_WEIGHT:.0%} of their taste that have a pick in the list; **calibration_kl** "
+        "how far the list's mix of interests is from the mix of the user's saves (Steck's KL, 0 = the same mix), "
+        f"over {CONTENT_GROUPS} clusters of the content vectors (**calibration_kl_planted**: over the planted "
+        "styles).",
         "",
     ]
     for r in results:

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from evaluation import bootstrap
 from evaluation.evaluator import RankedLists, Recommender, evaluate
-from evaluation.protocol import EvalSet, TrainData, from_public
+from evaluation.protocol import DemoTruth, EvalSet, TrainData, binary_csr, from_public
 from evaluation.report import flat_metrics, write_report
 
 
@@ -204,3 +204,50 @@ def test_ranked_lists_that_break_the_contract_fail_their_row_by_name(broken, mes
     assert result.rows[0].error is not None and message in result.rows[0].error
     assert result.rows[0].error.startswith("ValueError: lists:")
     assert result.rows[1].error is None
+
+
+def test_interest_figures_reward_a_list_that_covers_every_heavy_interest(tmp_path: Path) -> None:
+    # 2 styles, goods 0-19 of style 0 and 20-39 of style 1, content vectors along two axes. Every user weighs
+    # style 0 at 0.7 and style 1 at 0.3 and saved 7 + 3 goods accordingly.
+    n_users, n_goods = 20, 40
+    style = np.repeat([0, 1], 20)
+    rng = np.random.default_rng(0)
+    content = np.eye(2, dtype=np.float32)[style] + 0.01 * rng.standard_normal((n_goods, 2)).astype(np.float32)
+    rows, cols = [], []
+    for u in range(n_users):
+        rows += [u] * 10
+        cols += list(rng.choice(20, 7, replace=False)) + list(20 + rng.choice(20, 3, replace=False))
+    saves = binary_csr(np.array(rows), np.array(cols), (n_users, n_goods))
+    test = binary_csr(np.arange(n_users), np.full(n_users, 0), (n_users, n_goods))
+    es0 = from_public("styles", saves, test, content=content / np.linalg.norm(content, axis=1, keepdims=True))
+    truth = DemoTruth(interest=np.tile(np.array([[0.7, 0.3]], np.float32), (n_users, 1)), style=style)
+    es = EvalSet(es0.name, es0.train, es0.users, es0.test, truth=truth, counts=es0.counts)
+
+    def row(name: str, share_style_1: float) -> Recommender:
+        def fit(train: TrainData):
+            def lists(users: np.ndarray) -> RankedLists:
+                out = np.full((len(users), 10), -1, np.int64)
+                for i, u in enumerate(users):
+                    saved = set(train.saves[u].indices)
+                    n1 = int(round(10 * share_style_1))
+                    a = [g for g in range(20) if g not in saved][: 10 - n1]
+                    b = [g for g in range(20, 40) if g not in saved][:n1]
+                    out[i, : len(a) + len(b)] = a + b
+                return RankedLists(out)
+
+            return lists
+
+        return Recommender(name, name, fit)
+
+    result = evaluate(es, [row("one_taste", 0.0), row("calibrated", 0.3), row("flipped", 0.7)], ks=(10,))
+    by = {r.name: r.metrics for r in result.rows}
+    assert by["one_taste"]["interest_coverage@10"] == pytest.approx(0.5)
+    assert by["calibrated"]["interest_coverage@10"] == pytest.approx(1.0)
+    assert by["flipped"]["interest_coverage@10"] == pytest.approx(1.0)
+    key = "calibration_kl_planted@10"
+    assert by["calibrated"][key] < by["flipped"][key] < by["one_taste"][key]
+    assert by["calibrated"][key] == pytest.approx(0.0, abs=1e-6)
+    # Over content clusters (32 of them on 40 goods here: not the styles) the figure is there and finite.
+    assert all(np.isfinite(by[name]["calibration_kl@10"]) for name in by)
+    write_report([result], tmp_path, {"run": "t"})
+    assert "interest_coverage@10" in (tmp_path / "report.md").read_text()

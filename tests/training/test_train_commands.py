@@ -66,3 +66,9 @@ def test_train_without_a_graph_says_what_to_do(artifacts: Path) -> None:
     result = CliRunner().invoke(cli, ["--set", f"paths.artifacts={artifacts}", "train"])
     assert result.exit_code != 0
     assert "build-graph" in result.output
+
+
+def test_an_unknown_model_names_the_registered_ones(artifacts: Path) -> None:
+    result = CliRunner().invoke(cli, ["--set", f"paths.artifacts={artifacts}", "train", "--model", "gcn"])
+    assert result.exit_code == 2
+    assert "unknown model kind 'gcn'; known kinds: pinsage, lightgcn" in result.output and "--model" in result.output

@@ -22,7 +22,7 @@ from graphrec.app.commands.context import Context, pass_ctx
 @click.option(
     "--model",
     default=None,
-    help="Model kind, a key of training.models.MODELS: pinsage, lightgcn, ... (default: train.model).",
+    help="Model kind, a key of training.models.MODELS (default: train.model); an unknown one lists them.",
 )
 @click.option(
     "--promote/--no-promote",

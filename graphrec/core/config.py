@@ -57,7 +57,8 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "pinsage"  # "pinsage" or "lightgcn"
+    # A kind registered in training.models.MODELS; `graphrec train` names the known ones when it is not.
+    model: str = "pinsage"
     embedding_dim: int = 64
     num_layers: int = 2
     fanouts: tuple[int, ...] = (10, 5)

@@ -171,7 +171,8 @@ def test_retrain_promotes_only_when_validation_allows(
     quick = ["--set", "train.max_epochs=1", "--set", "train.steps_per_epoch=3", "--set", "graph.min_goods=3"]
     first = runner.invoke(cli, [*quick, "retrain"])
     assert first.exit_code == 0, first.output
-    assert "promoted to CURRENT (no current model to compare with)" in first.output
+    # With nothing to keep it is promoted even if it loses to the baselines (the reason then says so).
+    assert "promoted to CURRENT (no current model to compare with" in first.output
     models = artifacts / "models"
     current = (models / "CURRENT").read_text().strip()
     # A tolerance below -100% asks the new model to be twice as good as the current one on every figure.

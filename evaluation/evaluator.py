@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CURVE_MAX = 50  # recall@k is also traced for k = 1..CURVE_MAX
 MIN_PICKS = 5  # the product's promise: at least 5 picks a day
 INTERVAL_METRICS = ("recall", "ndcg")  # figures with bootstrap intervals over users
+NOT_COMPARED = ("reference", "ablation")  # kinds never taken as "the best other row"
 INTEREST_MIN_WEIGHT = 0.15  # a planted interest counts when it carries at least this share of the user's taste
 CONTENT_GROUPS = 32  # clusters of the content vectors that stand for interests on data without planted ones
 
@@ -45,7 +46,8 @@ class RankedLists:
 
 @dataclass(frozen=True)
 class Recommender:
-    """A row of the table. `fit(train) -> score_fn`; `kind` is 'baseline', 'model', 'peer' or 'reference'.
+    """A row of the table. `fit(train) -> score_fn`; `kind` is 'baseline', 'model', 'peer', 'reference' (knows
+    the planted answer) or 'ablation' (a part or variant of another row, e.g. one candidate source alone).
     `details`: what the fit chose (settings picked on validation, ...), filled by fit, copied to the row."""
 
     name: str
@@ -317,7 +319,8 @@ def add_intervals(result: EvalResult, target: str = "for_you", n_boot: int = boo
 
     One set of resamples of the users serves every row (seeded by the data set's seed), so the difference of
     two rows is paired. The comparison is of `target` when that row ran, else of the best row by recall@K,
-    against the best other row that is not a reference (the oracle knows the planted answer).
+    against the best other row that is neither a reference (the oracle knows the planted answer) nor an
+    ablation (a piece of the target itself).
     """
     ok = [r for r in result.rows if not r.error and r.per_user]
     if not ok or len(result.eval_set.users) == 0:
@@ -331,7 +334,7 @@ def add_intervals(result: EvalResult, target: str = "for_you", n_boot: int = boo
             at = i * len(keys) + j
             r.intervals[key] = bootstrap.Interval(float(values[at].mean()), float(lo[at]), float(hi[at]))
     k = max(result.ks)
-    candidates = [r for r in ok if r.kind != "reference"]
+    candidates = [r for r in ok if r.kind not in NOT_COMPARED]
     by_name = {r.name: r for r in candidates}
     tgt = by_name.get(target) or max(candidates, key=lambda r: r.metrics.get(f"recall@{k}", -1.0), default=None)
     others = [r for r in candidates if tgt is not None and r.name != tgt.name]

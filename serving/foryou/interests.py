@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from serving.foryou.context import DAY, ForYouContext
@@ -71,6 +70,8 @@ class UserInterests:
     domain_share: float32 [I, 2] their shares of the interest's saves.
     save_user, save_good, save_interest: int64 [S] every clustered save (user row, good_idx, flat interest row
               or -1 for noise).
+    centre_z: float32 [I, p] the interest's unit centre in the clustering space (vectors made unit, centred
+              on `mean` and projected on `basis` [d, p], made unit again), where `threshold` is measured.
     """
 
     users: np.ndarray
@@ -85,6 +86,16 @@ class UserInterests:
     save_user: np.ndarray
     save_good: np.ndarray
     save_interest: np.ndarray
+    centre_z: np.ndarray
+    mean: np.ndarray
+    basis: np.ndarray
+    threshold: float
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        """float32 [..., p]: vectors [..., d] (the space the interests were found in) in the clustering space."""
+        v = _unit(np.asarray(vectors, dtype=np.float32))
+        z = _unit(v @ self.basis - self.mean @ self.basis)
+        return np.where(np.abs(v).sum(axis=-1, keepdims=True) > 0, z, 0.0)
 
     @property
     def count(self) -> np.ndarray:
@@ -130,10 +141,14 @@ def _projection(vectors: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, n
     d = vectors.shape[1]
     if dim <= 0 or dim >= d:
         return mean, np.eye(d, dtype=np.float32)
-    # Top eigenvectors of the d x d covariance: cheaper than an SVD of the sample; signs fixed for determinism.
+    # Top eigenvectors of the d x d covariance by seeded subspace iteration (a full eigh of it can take seconds
+    # on a busy machine); signs fixed for determinism.
     cov = (xc.T @ xc).astype(np.float64)
-    vals, vecs = scipy.linalg.eigh(cov, subset_by_index=[d - dim, d - 1])
-    basis = vecs[:, np.argsort(-vals, kind="stable")]
+    q = np.linalg.qr(rng.standard_normal((d, dim + 8)))[0]
+    for _ in range(8):
+        q = np.linalg.qr(cov @ q)[0]
+    vals, small = np.linalg.eigh(q.T @ cov @ q)
+    basis = (q @ small)[:, np.argsort(-vals, kind="stable")[:dim]]
     basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(dim)])
     return mean, basis.astype(np.float32)
 
@@ -340,6 +355,7 @@ def find_interests(
 
     # Medoid: the member with the largest sum of cosines to its interest's members (x . the members' sum).
     medoid = np.full(I_, -1, dtype=np.int64)
+    centre_z = np.zeros((I_, x.shape[1]), dtype=np.float32)
     centroid = np.zeros((I_, vectors.shape[1]), dtype=np.float32)
     if I_:
         member = s_int >= 0
@@ -347,6 +363,7 @@ def find_interests(
             (np.ones(int(member.sum()), np.float32), (s_int[member], np.flatnonzero(member))), shape=(I_, N)
         )
         csum = np.asarray(m @ x)
+        centre_z = _unit(csum).astype(np.float32)
         score = np.full(N, -np.inf)
         score[member] = np.einsum("nd,nd->n", x[member], csum[s_int[member]])
         order = np.lexsort((s_good, -score, np.where(member, s_int, I_)))
@@ -397,17 +414,24 @@ def find_interests(
         save_user=s_user,
         save_good=s_good,
         save_interest=s_int,
+        centre_z=centre_z,
+        mean=mean,
+        basis=basis,
+        threshold=float(p.threshold),
     )
 
 
 def assign(
     interests: UserInterests, rows: np.ndarray, goods: np.ndarray, vectors: np.ndarray, batch: int = 256
 ) -> np.ndarray:
-    """Each candidate's nearest interest of its user (cosine to the interest centroids).
+    """Each candidate's nearest interest of its user, by cosine to the interests' centres in the clustering
+    space; a candidate less similar than the interests' `threshold` to all of them serves none (so a list is
+    not counted as covering a taste with goods that merely lie nearer to it than to the others).
 
     rows: int64 [m] user rows (positions in `interests.users`) of the candidate lists; goods: int64 [m, C]
     good_idx, -1 padding; vectors: float [G, d] the space `interests` was found in. Returns int64 [m, C] slots
-    (0 = the user's heaviest interest), -1 for padding, goods without a vector and users without interests.
+    (0 = the user's heaviest interest), -1 for padding, goods without a vector, goods far from every interest
+    and users without interests.
     """
     rows = np.asarray(rows, dtype=np.int64)
     goods = np.atleast_2d(np.asarray(goods, dtype=np.int64))
@@ -417,13 +441,14 @@ def assign(
     for lo in range(0, len(rows), batch):
         sl = slice(lo, lo + batch)
         ir = interests.row[rows[sl]]  # [b, K]
-        c = interests.centroid[np.maximum(ir, 0)] * (ir >= 0)[..., None]  # [b, K, d]
+        c = interests.centre_z[np.maximum(ir, 0)] * (ir >= 0)[..., None]  # [b, K, p]
         g = goods[sl]
-        v = _unit(np.asarray(vectors[np.maximum(g, 0)], dtype=np.float32))  # [b, C, d]
-        sims = np.einsum("bcd,bkd->bck", v, c)
+        z = interests.project(np.asarray(vectors[np.maximum(g, 0)], dtype=np.float32))  # [b, C, p]
+        sims = np.einsum("bcp,bkp->bck", z, c)
         sims = np.where((ir >= 0)[:, None, :], sims, -np.inf)
         best = sims.argmax(axis=2)
-        ok = (g >= 0) & np.isfinite(sims.max(axis=2)) & (np.abs(v).sum(axis=2) > 0)
+        near = sims.max(axis=2) >= interests.threshold
+        ok = (g >= 0) & near & (np.abs(z).sum(axis=2) > 0)
         out[sl] = np.where(ok, best, NO_INTEREST)
     return out
 

@@ -41,8 +41,10 @@ def copy_out(conn: Connection, query: str, params: dict[str, Any] | None = None)
 
 def body_start(data: bytes, what: str) -> int:
     """Offset of the first row of a binary COPY stream, after checking its signature, flags and trailer."""
-    if len(data) < len(HEADER) + len(TRAILER) or not data.startswith(SIGNATURE):
+    if not data.startswith(SIGNATURE):
         raise ValueError(f"not a binary COPY stream (no PGCOPY signature) from: {what}")
+    if len(data) < len(HEADER) + len(TRAILER):
+        raise ValueError(f"truncated binary COPY stream from: {what}")
     flags, extension = struct.unpack_from("!ii", data, len(SIGNATURE))
     if flags & _HAS_OIDS:
         raise ValueError(f"binary COPY with OIDs is not supported, from: {what}")

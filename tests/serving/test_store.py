@@ -1,5 +1,5 @@
-"""Write-back against a real PostgreSQL: the atomic swap seen by a polling reader, the job lock, rollback,
-pruning and the one-user rescore."""
+"""Write-back against a real PostgreSQL: the atomic swap seen by a polling reader, rollback, pruning and the
+one-user rescore (the job lock's own test is in tests/core/test_runs.py)."""
 
 from __future__ import annotations
 
@@ -71,17 +71,6 @@ def test_reader_never_sees_a_mix_or_an_empty_feed(world: World) -> None:
     observed = [next(iter(r)) for r, _ in seen]
     assert observed == sorted(observed), "runs only move forward"
     assert observed[0] in runs and observed[-1] == runs[-1]
-
-
-def test_second_run_is_refused_while_the_lock_is_held(world: World) -> None:
-    with runs.job_lock(world.url, "recommend"):
-        with pytest.raises(runs.JobLocked, match="another graphrec recommend is running"):
-            with runs.job_lock(world.url, "recommend"):
-                pass
-        with runs.job_lock(world.url, "retrain"):  # other jobs have their own lock
-            pass
-    with runs.job_lock(world.url, "recommend"):  # released with its session
-        pass
 
 
 def test_rollback_and_back(world: World) -> None:

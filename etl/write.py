@@ -14,11 +14,13 @@ import numpy as np
 
 from etl.tables import NO_TIME, DemoTruth, Goods, SourceTables
 from graphrec.core import db
-from graphrec.core.copy import copy_binary, copy_text
+from graphrec.core.copy import copy_binary, copy_rows
 from graphrec.core.sql import load_queries
 
 Q = load_queries("etl", "queries.sql")
 
+# Column types for copy_rows; times travel as ISO text (see _timestamps).
+_ID, _TEXT, _TIME = "int8", "text", "text"
 _PG_EPOCH = 946_684_800  # 2000-01-01 in unix seconds
 _FLOAT4_OID = 700
 
@@ -74,8 +76,12 @@ def write_tables(conn: db.Connection, tables: SourceTables, truth: DemoTruth | N
         if replace:
             conn.execute(Q["empty_source_tables"])
         u = tables.users
-        copy_text(
-            conn, "users", ["id", "name", "created_at"], [u.id.tolist(), u.name.tolist(), _timestamps(u.created_at)]
+        copy_rows(
+            conn,
+            "users",
+            ["id", "name", "created_at"],
+            [u.id.tolist(), u.name.tolist(), _timestamps(u.created_at)],
+            (_ID, _TEXT, _TIME),
         )
         copy_binary(
             conn,
@@ -84,42 +90,53 @@ def write_tables(conn: db.Connection, tables: SourceTables, truth: DemoTruth | N
             _goods_rows(tables.goods, has_vector),
         )
         c = tables.collections
-        copy_text(
+        copy_rows(
             conn,
             "collections",
             ["id", "owner_id", "title", "created_at"],
             [c.id.tolist(), c.owner_id.tolist(), c.title.tolist(), _timestamps(c.created_at)],
+            (_ID, _ID, _TEXT, _TIME),
         )
         cg = tables.collection_goods
-        copy_text(
+        copy_rows(
             conn,
             "collection_goods",
             ["collection_id", "good_id", "added_at"],
             [cg.collection_id.tolist(), cg.good_id.tolist(), _timestamps(cg.added_at)],
+            (_ID, _ID, _TIME),
         )
         s = tables.saves
-        copy_text(
+        copy_rows(
             conn,
             "saves",
             ["user_id", "good_id", "saved_at", "source"],
             [s.user_id.tolist(), s.good_id.tolist(), _timestamps(s.saved_at), s.source.tolist()],
+            (_ID, _ID, _TIME, _TEXT),
         )
         f = tables.follows
-        copy_text(
+        copy_rows(
             conn,
             "follows",
             ["follower_id", "followee_id", "created_at"],
             [f.follower_id.tolist(), f.followee_id.tolist(), _timestamps(f.created_at)],
+            (_ID, _ID, _TIME),
         )
         if truth is not None:
             ui = truth.user_interests
-            copy_text(
+            copy_rows(
                 conn,
                 "demo_user_interests",
                 ["user_id", "style", "weight"],
                 [ui["user_id"].tolist(), ui["style"].tolist(), ui["weight"].tolist()],
+                (_ID, _ID, "float8"),
             )
             gs = truth.good_style
-            copy_text(conn, "demo_good_styles", ["good_id", "style"], [gs["good_id"].tolist(), gs["style"].tolist()])
+            copy_rows(
+                conn,
+                "demo_good_styles",
+                ["good_id", "style"],
+                [gs["good_id"].tolist(), gs["style"].tolist()],
+                (_ID, _ID),
+            )
     conn.execute(Q["analyze_source_tables"])
     conn.commit()

@@ -15,7 +15,7 @@ from typing import Any
 
 from graphrec.core import artifacts as art
 from graphrec.core import db, runs
-from graphrec.core.copy import copy_text
+from graphrec.core.copy import copy_rows
 from graphrec.core.sql import load_queries
 from serving.picks import PickRows
 
@@ -23,6 +23,7 @@ Q = load_queries("serving", "queries.sql")
 
 _STAGING = "pg_temp.graphrec_picks_staging"
 _COLUMNS = ("user_id", "rank", "good_id", "score", "reason", "reason_detail", "is_fallback")
+_TYPES = ("int8", "int4", "int8", "float4", "text", "text", "bool")
 
 
 def _copy_picks(conn: db.Connection, table: str, picks: PickRows, run_id: int | None = None) -> None:
@@ -37,9 +38,9 @@ def _copy_picks(conn: db.Connection, table: str, picks: PickRows, run_id: int | 
         picks.is_fallback.tolist(),
     ]
     if run_id is None:
-        copy_text(conn, table, _COLUMNS, values)
+        copy_rows(conn, table, _COLUMNS, values, _TYPES)
     else:
-        copy_text(conn, table, ("run_id", *_COLUMNS), [[run_id] * len(picks), *values])
+        copy_rows(conn, table, ("run_id", *_COLUMNS), [[run_id] * len(picks), *values], ("int8", *_TYPES))
 
 
 def stage_picks(conn: db.Connection, picks: PickRows) -> None:

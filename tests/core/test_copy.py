@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from graphrec.core import db
-from graphrec.core.copy import HEADER, SIGNATURE, TRAILER, body_start, copy_binary, copy_int64, copy_text, text_field
+from graphrec.core.copy import HEADER, SIGNATURE, TRAILER, body_start, copy_binary, copy_int64, copy_rows
 
 
 def _stream(rows: bytes = b"", extension: bytes = b"", flags: int = 0) -> bytes:
@@ -50,23 +50,25 @@ def test_copy_int64_reads_columns_and_refuses_other_layouts(db_url: str) -> None
             copy_int64(conn, "SELECT 1::bigint, 2::bigint", 3)
 
 
-def test_copy_text_round_trips_what_needs_escaping(db_url: str) -> None:
+@pytest.mark.parametrize("types", [None, ("int8", "text", "bool", "float4", "text")])
+def test_copy_rows_round_trips_what_needs_escaping(db_url: str, types: tuple[str, ...] | None) -> None:
     values = [
         [1, 2, 3, 4],
         ["tab\there", "line\nbreak\r\n", "back\\slash \\N", None],
         [True, False, True, None],
         [0.1, float("nan"), -1e-30, 3.0],
+        ["2026-01-01T00:00:00+00", None, "1999-12-31T23:59:59+00", "2000-01-01T00:00:00+00"],
     ]
     with db.connect(db_url) as conn:
-        conn.execute("CREATE TEMP TABLE t (id bigint, s text, b boolean, f real)")
-        copy_text(conn, "pg_temp.t", ["id", "s", "b", "f"], values)
-        rows = conn.execute("SELECT id, s, b, f FROM t ORDER BY id").fetchall()
+        conn.execute("CREATE TEMP TABLE t (id bigint, s text, b boolean, f real, at timestamptz)")
+        copy_rows(conn, "pg_temp.t", ["id", "s", "b", "f", "at"], values, types)
+        rows = conn.execute("SELECT id, s, b, f, extract(epoch FROM at)::bigint AS at FROM t ORDER BY id").fetchall()
         with pytest.raises(ValueError, match="2 columns but 1 value lists"):
-            copy_text(conn, "t", ["id", "s"], [[1]])
+            copy_rows(conn, "t", ["id", "s"], [[1]])
     assert [r["s"] for r in rows] == values[1] and [r["b"] for r in rows] == values[2]
     f = [r["f"] for r in rows]
     assert np.isnan(f[1]) and np.float32(f[0]) == np.float32(0.1) and f[3] == 3.0
-    assert text_field(None) == r"\N" and text_field("a\\b") == "a\\\\b"
+    assert [r["at"] for r in rows] == [1_767_225_600, None, 946_684_799, 946_684_800]
 
 
 def test_copy_binary_frames_encoded_rows(db_url: str) -> None:

@@ -60,9 +60,9 @@ Axes = tuple[tuple[str, tuple[Any, ...]], ...]
 ALS_START = ALSParams(factors=64, regularization=0.01, alpha=1.0, iterations=20)
 ALS_AXES: Axes = (("alpha", (1.0, 10.0, 40.0)), ("regularization", (0.01, 0.1, 1.0)), ("factors", (64, 128)))
 ALS_CHECKPOINTS = (5, 10, 15, 20)
-BPR_START = BPRParams(factors=64, learning_rate=0.01, regularization=0.01, iterations=100)
+BPR_START = BPRParams(factors=64, learning_rate=0.01, regularization=0.01, iterations=200)
 BPR_AXES: Axes = (("learning_rate", (0.01, 0.05, 0.1)), ("factors", (64, 128)))
-BPR_CHECKPOINTS = (25, 50, 100)
+BPR_CHECKPOINTS = (25, 50, 100, 200)
 
 
 @dataclass(frozen=True)

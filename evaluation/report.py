@@ -150,16 +150,16 @@ def _comparison_lines(result: EvalResult) -> list[str]:
     for c in result.comparisons:
         d, q = c.difference, c.ratio
         verdict = (
-            "above zero: the difference holds across resamples of the users"
+            "lies above zero: the gain holds across resamples of the users"
             if d.lo > 0
-            else "below zero"
+            else "lies below zero: the other row is ahead across resamples of the users"
             if d.hi < 0
-            else "includes zero: not a clear difference on these users"
+            else "includes zero: no clear difference on these users"
         )
         out.append(
             f"- {c.metric}: **{c.target}** {_fmt(c.target_value)} against the best other row, **{c.other}** "
             f"{_fmt(c.other_value)}: difference {_fmt(d.point)} [{_fmt(d.lo)}, {_fmt(d.hi)}], ratio "
-            f"{_fmt(q.point, 2)} [{_fmt(q.lo, 2)}, {_fmt(q.hi, 2)}]; the paired interval is {verdict}."
+            f"{_fmt(q.point, 2)} [{_fmt(q.lo, 2)}, {_fmt(q.hi, 2)}]; the paired interval {verdict}."
         )
     return out
 

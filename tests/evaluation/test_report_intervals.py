@@ -128,7 +128,7 @@ def test_evaluate_compares_the_target_with_the_best_other_row(tmp_path: Path) ->
     write_report([result], tmp_path, {"run": "t"})
     md = (tmp_path / "report.md").read_text()
     assert "95% bootstrap intervals over users" in md
-    assert "**blocks**" in md and "the paired interval is above zero" in md
+    assert "**blocks**" in md and "the paired interval lies above zero" in md
     saved = json.loads((tmp_path / "metrics.json").read_text())["datasets"]["planted"]
     assert saved["comparisons"][0]["target"] == "blocks"
     assert saved["rows"][1]["intervals"]["recall@10"]["lo"] == pytest.approx(by["blocks"].intervals["recall@10"].lo)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,8 +68,9 @@ class SASRecParams:
 class SASRec(nn.Module):
     """Causal transformer over good sequences.
 
-    num_goods: catalog size G; content: float32 [G, c] content vectors or None (id embeddings only);
-    has_id: bool [G], goods that get an id embedding (those with a training save; default all).
+    num_goods: catalog size G; content_dim: width c of the goods' content vectors (0: id embeddings only).
+    `set_goods` then hands in the content [G, c] and which goods have an id embedding (those with a
+    training save). forward is `encode`: left-padded model ids int64 [B, L] -> hidden states [B, L, d].
     """
 
     content: Tensor  # buffer float32 [G + 1, c], row 0 the padding
@@ -89,7 +91,8 @@ class SASRec(nn.Module):
         self.num_blocks, self.num_heads, self.content_dim = num_blocks, num_heads, content_dim
         self.id_embedding = nn.Embedding(num_goods + 1, embedding_dim, padding_idx=0)
         self.content_proj = nn.Linear(content_dim, embedding_dim, bias=False) if content_dim else None
-        self.register_buffer("content", torch.zeros(num_goods + 1, content_dim), persistent=True)
+        # Not in the state dict: the content comes from the graph (set_goods), not from the checkpoint.
+        self.register_buffer("content", torch.zeros(num_goods + 1, content_dim), persistent=False)
         self.register_buffer("has_id", torch.ones(num_goods + 1, dtype=torch.bool), persistent=True)
         self.position = nn.Embedding(max_len, embedding_dim)
         self.dropout = nn.Dropout(dropout)
@@ -281,11 +284,16 @@ def _loss(model: SASRec, seq: Tensor, target: Tensor, p: SASRecParams, gen: torc
 
 
 @torch.no_grad()
-def sequence_vectors(model: SASRec, seqs: Sequences, users: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """User vectors float32 [len(users), d] from each user's newest `max_len` goods (eval mode)."""
+def sequence_vectors(
+    model: SASRec, seqs: Sequences, users: np.ndarray, batch_size: int = 1024, table: Tensor | None = None
+) -> np.ndarray:
+    """User vectors float32 [len(users), d] from each user's newest `max_len` goods (eval mode).
+
+    table: the good vectors [G + 1, d] the sequences' goods index (default the model's own).
+    """
     was = model.training
     model.eval()
-    table = model.good_table()
+    table = model.good_table() if table is None else table
     out = np.zeros((len(users), model.embedding_dim), dtype=np.float32)
     lengths = seqs.lengths()[users]
     # Shortest sequences first, so each batch is padded only to its own longest.
@@ -333,13 +341,15 @@ def train_sasrec(
     *,
     content: np.ndarray | None = None,
     validation: np.ndarray | None = None,
+    validate: Callable[[SASRec], float] | None = None,
     final: Sequences | None = None,
     progress: bool = False,
 ) -> SASRecResult:
     """Train on `seqs` (every user's goods, oldest first) and return the best model by validation.
 
     validation: int64 [U] a held-out good_idx per user, the one right after their sequence (-1: none), or
-    None to train for `max_epochs` (or the time budget) without early stopping. content: float32 [G, c] or
+    None to train for `max_epochs` (or the time budget) without early stopping; or `validate(model) -> float`
+    (higher is better) for another validation (e.g. a time window). content: float32 [G, c] or
     None; ignored unless `params.use_content`. final: the sequences the returned user vectors encode
     (e.g. `seqs` with the validation goods put back); default `seqs`.
     """
@@ -348,7 +358,8 @@ def train_sasrec(
     if p.threads > 0:
         torch.set_num_threads(p.threads)
     try:
-        return _train(seqs, num_goods, p, content if p.use_content else None, validation, final, progress)
+        use = content if p.use_content else None
+        return _train(seqs, num_goods, p, use, validation, validate, final, progress)
     finally:
         torch.set_num_threads(threads)
 
@@ -359,6 +370,7 @@ def _train(
     p: SASRecParams,
     content: np.ndarray | None,
     validation: np.ndarray | None,
+    validate_model: Callable[[SASRec], float] | None,
     final: Sequences | None,
     progress: bool,
 ) -> SASRecResult:
@@ -423,18 +435,22 @@ def _train(
         time_budget_s=p.time_budget_s,
         validate_every=p.val_every,
     )
+    if validate_model is not None:
+        chosen: Callable[[], float] | None = lambda: validate_model(model)  # noqa: E731
+    else:
+        chosen = validate if len(val_users) else None
     loop = train_loop(
         "sasrec",
         model,
         optimizer,
         step_loss,
         schedule,
-        validate=validate if len(val_users) else None,
+        validate=chosen,
         start=start,
         progress=progress,
     )
     validated = [h for h in loop.history if h["val"] is not None]
-    for h, hr in zip(validated, val_hr.values(), strict=True):
+    for h, hr in zip(validated, val_hr.values(), strict=False):
         h["val_hr"] = hr
     final = seqs if final is None else final
     return SASRecResult(

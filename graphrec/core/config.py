@@ -71,6 +71,14 @@ class TrainConfig:
     temperature: float = 0.1
     # LightGCN propagates the whole graph each step, so it wants much larger batches.
     lightgcn_batch_size: int = 8192
+    # The sequence model ("sasrec"): each user's newest N saves, attention blocks and heads, dropout, its own
+    # batch (users) and step size; its scores are raw dot products, so `temperature` does not apply.
+    sasrec_max_len: int = 50
+    sasrec_blocks: int = 2
+    sasrec_heads: int = 1
+    sasrec_dropout: float = 0.2
+    sasrec_batch_size: int = 256
+    sasrec_lr: float = 0.001
     lr: float = 0.005
     weight_decay: float = 0.0
     max_epochs: int = 30

@@ -9,8 +9,9 @@ from __future__ import annotations
 from training.models.base import Fitted, Model
 from training.models.lightgcn import LightGCNModel
 from training.models.pinsage import PinSageModel
+from training.models.sasrec import SASRecModel
 
-MODELS: dict[str, type[Model]] = {m.kind: m for m in (PinSageModel, LightGCNModel)}
+MODELS: dict[str, type[Model]] = {m.kind: m for m in (PinSageModel, LightGCNModel, SASRecModel)}
 
 
 def get_model(kind: str) -> Model:

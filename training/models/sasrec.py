@@ -1,0 +1,113 @@
+"""The SASRec-style sequence model (training.sequence) as a `training.models.base.Model`, kind "sasrec".
+
+Fit: each user's training saves ordered by the saves edges' `time` (unix seconds; ties keep the graph's
+order), goods entering by id embedding plus a projection of their CLIP vector (`data["good"].x`); early
+stopping on the shared time-window validation (`training.split.validation_metrics`, recall@20).
+
+Embed on a (newer) graph: goods matched to the checkpoint by database id keep their id part; every good
+gets the projection of its own CLIP vector, so goods new since training have real vectors (inductive). A
+user's vector encodes their newest `max_len` saves in that graph, new saves included.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
+from graphrec.core.config import TrainConfig
+from training.checkpoint import Trained
+from training.models.base import Fitted, embeddings, training_index
+from training.sequence import SASRec, SASRecParams, Sequences, sequence_vectors, sequences_from_saves, train_sasrec
+from training.split import VAL_METRIC, TimeSplit, validation_metrics
+
+log = logging.getLogger(__name__)
+
+
+def sasrec_params(cfg: TrainConfig) -> SASRecParams:
+    """The SASRecParams of `graphrec train`'s settings (`train.sasrec_*`, plus the shared ones)."""
+    return SASRecParams(
+        embedding_dim=cfg.embedding_dim,
+        num_blocks=cfg.sasrec_blocks,
+        num_heads=cfg.sasrec_heads,
+        max_len=cfg.sasrec_max_len,
+        dropout=cfg.sasrec_dropout,
+        lr=cfg.sasrec_lr,
+        weight_decay=cfg.weight_decay,
+        batch_size=cfg.sasrec_batch_size,
+        negatives=cfg.negatives,
+        max_epochs=cfg.max_epochs,
+        patience=cfg.patience,
+        time_budget_s=cfg.time_budget_s,
+        seed=cfg.seed,
+        threads=cfg.threads,
+    )
+
+
+def graph_sequences(data: HeteroData) -> Sequences:
+    """Every user's saved goods (graph indices) in `data`, oldest first by the saves' times."""
+    ei = data[SAVES].edge_index.numpy()
+    return sequences_from_saves(ei[0], ei[1], data[SAVES].time.numpy(), int(data["user"].num_nodes))
+
+
+def _content(data: HeteroData) -> np.ndarray:
+    return np.asarray(data["good"].x.numpy(), dtype=np.float32)
+
+
+class SASRecModel:
+    """SASRec over each user's save order, as a registered Model."""
+
+    kind: ClassVar[str] = "sasrec"
+    inductive: ClassVar[bool] = True
+    what: ClassVar[str] = "SASRec-style next-good model over each user's save order (id + CLIP embeddings)"
+
+    def fit(self, split: TimeSplit, cfg: TrainConfig, *, progress: bool = False) -> Fitted:
+        num_users, num_goods = split.num_users, split.num_goods
+        seqs = sequences_from_saves(split.train_users, split.train_goods, split.train_time, num_users)
+        params = sasrec_params(cfg)
+
+        def validate(model: SASRec) -> float:
+            user_vecs = sequence_vectors(model, seqs, np.arange(num_users))
+            good_vecs = model.good_table()[1:].detach().numpy()
+            return validation_metrics(user_vecs, good_vecs, split)[VAL_METRIC]
+
+        result = train_sasrec(
+            seqs,
+            num_goods,
+            params,
+            content=_content(split.graph),
+            validate=validate if split.has_validation else None,
+            progress=progress,
+        )
+        state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
+        val = validation_metrics(result.user_vecs, result.good_vecs, split)
+        return Fitted(state_dict=state, model_args=result.model.args(), history=result.history, val=val)
+
+    def embed(self, trained: Trained, data: HeteroData, id_maps: IdMaps) -> Embeddings:
+        a: dict[str, Any] = trained.meta.model_args
+        model = SASRec(
+            a["num_goods"],
+            a["embedding_dim"],
+            a["num_blocks"],
+            a["num_heads"],
+            a["max_len"],
+            0.0,
+            content_dim=a["content_dim"],
+        )
+        model.load_state_dict(trained.state_dict, strict=False)  # the content buffer is not saved
+        model.eval()
+        old = training_index(trained, id_maps, "good")  # [G_new] training good_idx or -1
+        known = old >= 0
+        with torch.no_grad():
+            id_part = model.id_embedding.weight * model.has_id[:, None].to(torch.float32)  # [G_old + 1, d]
+            table = torch.zeros(len(old) + 1, a["embedding_dim"])
+            table[1:][torch.from_numpy(known)] = id_part[torch.from_numpy(old[known] + 1)]
+            if a["content_dim"]:
+                table[1:] += model.content_vectors(torch.from_numpy(_content(data)))
+        seqs = graph_sequences(data)
+        user_vecs = sequence_vectors(model, seqs, np.arange(seqs.n_users), table=table)
+        return embeddings(trained, id_maps, user_vecs, table[1:].numpy())

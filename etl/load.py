@@ -101,6 +101,19 @@ def load_graph(
         del tables
         T = as_of(cleaned) if callable(as_of) else as_of
         data, id_maps, report = build_graph(cleaned, as_of=T, min_goods=cfg.min_goods)
+        for f in findings:  # each kind of bad input with its count and an example row, not only how many
+            log.warning(
+                "bad input: %s",
+                f.describe(),
+                extra={
+                    "finding": f.kind,
+                    "table": f.table,
+                    "column": f.column,
+                    "count": f.count,
+                    "action": f.action,
+                    "example": f.examples[0] if f.examples else None,
+                },
+            )
         log.info("graph built", extra={"counts": report.counts, "findings": len(findings)})
     return LoadedGraph(
         data=data,

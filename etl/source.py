@@ -14,7 +14,18 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from etl.tables import CollectionGoods, Collections, DemoTruth, Follows, Goods, Saves, SourceTables, Users
+from etl.tables import (
+    BAD_EMBEDDING_LAYOUT,
+    BAD_EMBEDDING_NULL_ELEMENT,
+    CollectionGoods,
+    Collections,
+    DemoTruth,
+    Follows,
+    Goods,
+    Saves,
+    SourceTables,
+    Users,
+)
 from graphrec.core import db
 from graphrec.core.copy import copy_int64, copy_out
 from graphrec.core.sql import load_queries
@@ -33,33 +44,59 @@ def _embedding_type(conn: db.Connection) -> str:
 
 def _read_embeddings(conn: db.Connection, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The embeddings of goods in id order: float32 [n, D] with D the most common stored dimension (rows of
-    another dimension, and NULLs, are zero), and each row's stored dimension (0 for NULL)."""
+    another dimension, NULLs and malformed rows are zero), and each row's stored dimension (0 for NULL,
+    BAD_EMBEDDING_NULL_ELEMENT for a real[] with a NULL element, BAD_EMBEDDING_LAYOUT for a value whose length
+    does not match its dimension or an array that is not one-dimensional).
+
+    Every row is stepped over by its own field length, so one bad row never shifts the rows after it.
+    """
     is_vector = _embedding_type(conn).startswith("vector")
     data, pos = copy_out(conn, Q["embeddings_vector" if is_vector else "embeddings_real"])
+    end = len(data) - 2  # the trailer
     mv = memoryview(data)
     offsets = np.full(n, -1, dtype=np.int64)
     dims = np.zeros(n, dtype=np.int32)
     for i in range(n):  # each row: int16 field count (1), int32 length (-1 for NULL), the value
+        if pos + 6 > end or struct.unpack_from("!h", mv, pos)[0] != 1:
+            raise ValueError(f"goods.embedding: unexpected binary COPY layout at row {i} of {n}")
         length = struct.unpack_from("!i", mv, pos + 2)[0]
+        if pos + 6 + max(length, 0) > end:
+            raise ValueError(f"goods.embedding: binary COPY row {i} of {n} runs past the end of the stream")
         if length > 0:
-            if is_vector:  # int16 dim, int16 unused, float4 values
-                dims[i] = struct.unpack_from("!h", mv, pos + 6)[0]
-                offsets[i] = pos + 10
-            elif struct.unpack_from("!i", mv, pos + 6)[0] == 1:  # ndim, has_null, oid, dim, lbound, (len, val)...
-                dims[i] = struct.unpack_from("!i", mv, pos + 18)[0]
-                offsets[i] = pos + 26
+            dims[i] = _embedding_dim(mv, pos + 6, length, is_vector)
+            if dims[i] > 0:
+                offsets[i] = pos + (10 if is_vector else 26)
         pos += 6 + max(length, 0)
     present = dims[dims > 0]
     dim = int(np.bincount(present).argmax()) if len(present) else 0
     emb = np.zeros((n, dim), dtype=np.float32)
     elem = np.dtype(">f4") if is_vector else np.dtype([("len", ">i4"), ("val", ">f4")])
     raw = np.frombuffer(mv, dtype=np.uint8)
-    rows = np.nonzero(dims == dim)[0]
+    rows = np.nonzero(dims == dim)[0] if dim else np.zeros(0, dtype=np.int64)
     for i in rows.tolist():
         start = int(offsets[i])
         values: Any = raw[start : start + dim * elem.itemsize].view(elem)
         emb[i] = values if is_vector else values["val"]
     return emb, dims
+
+
+def _embedding_dim(mv: memoryview, at: int, length: int, is_vector: bool) -> int:
+    """The dimension of one binary value of `length` bytes at `at`, or a BAD_EMBEDDING_* code."""
+    if is_vector:  # int16 dim, int16 unused, float4 values
+        dim = struct.unpack_from("!h", mv, at)[0]
+        return dim if length == 4 + 4 * dim else BAD_EMBEDDING_LAYOUT
+    # real[]: int32 ndim, int32 has_null, oid, then per dimension int32 size and lower bound, then per
+    # element int32 length (-1 for NULL) and the value
+    ndim, has_null = struct.unpack_from("!ii", mv, at)
+    if ndim == 0:
+        return 0  # '{}': no embedding
+    if ndim != 1 or length < 20:
+        return BAD_EMBEDDING_LAYOUT
+    if has_null:
+        return BAD_EMBEDDING_NULL_ELEMENT
+    dim = struct.unpack_from("!i", mv, at + 12)[0]
+    # Without NULLs every float4 element is its int32 length 4 and 4 bytes.
+    return dim if length == 20 + 8 * dim else BAD_EMBEDDING_LAYOUT
 
 
 def read_tables(conn: db.Connection) -> SourceTables:

@@ -12,6 +12,13 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 NO_TIME = np.iinfo(np.int64).max
+# How etl/queries.sql hands over what a row should not hold, so that no read stops on it and etl.validate
+# can name the row: a timestamp of 'infinity' / '-infinity', and a NULL id or reference.
+INFINITE_TIME = NO_TIME - 1
+MINUS_INFINITE_TIME = np.iinfo(np.int64).min
+NULL_ID = np.iinfo(np.int64).min
+BAD_EMBEDDING_NULL_ELEMENT = -1
+BAD_EMBEDDING_LAYOUT = -2
 
 
 @dataclass
@@ -31,7 +38,9 @@ class Goods:
     created_at: np.ndarray  # int64 [N]
     deleted_at: np.ndarray  # int64 [N]; NO_TIME when not deleted
     embedding: np.ndarray  # float32 [N, D]; rows whose stored dimension differs from D are zero
-    embedding_dim: np.ndarray  # int32 [N]; the stored dimension, 0 for NULL
+    # int32 [N]; the stored dimension, 0 for NULL, BAD_EMBEDDING_NULL_ELEMENT / BAD_EMBEDDING_LAYOUT for arrays
+    # with a NULL element / of another shape (those rows of `embedding` are zero)
+    embedding_dim: np.ndarray
 
 
 @dataclass

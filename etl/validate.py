@@ -8,11 +8,22 @@ first finding is fatal too.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from etl.tables import NO_TIME, SourceTables, take
+from etl.tables import (
+    BAD_EMBEDDING_LAYOUT,
+    BAD_EMBEDDING_NULL_ELEMENT,
+    INFINITE_TIME,
+    MINUS_INFINITE_TIME,
+    NO_TIME,
+    NULL_ID,
+    SourceTables,
+    take,
+)
+from graphrec.core.rules import FUTURE_TOLERANCE_S, MAX_TITLE_CHARS, MIN_ID
 
 # More than this share of goods with a dimension other than the usual one is a mixed catalog, not a few bad rows.
 MIXED_DIM_SHARE = 0.05
@@ -31,10 +42,12 @@ class Finding:
     count: int
     action: str  # "skipped" or "kept"
     examples: list[str] = field(default_factory=list)  # a few row keys, e.g. "id=17" or "user_id=3,good_id=9"
+    column: str = ""  # the column at fault, when it is one column (e.g. "saved_at")
 
     def describe(self) -> str:
         ex = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
-        return f"{self.table}: {self.count} {self.kind.replace('_', ' ')} {self.action}{ex}"
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        return f"{where}: {self.count} {self.kind.replace('_', ' ')} {self.action}{ex}"
 
 
 def _examples(keys: list[str], mask: np.ndarray, n: int = 3) -> list[str]:
@@ -46,23 +59,91 @@ class _Checker:
         self.strict = strict
         self.findings: list[Finding] = []
 
-    def flag(self, kind: str, table: str, mask: np.ndarray, keys: list[str] | None, action: str = "skipped") -> None:
+    def flag(
+        self,
+        kind: str,
+        table: str,
+        mask: np.ndarray,
+        keys: list[str] | None,
+        action: str = "skipped",
+        column: str = "",
+    ) -> None:
         n = int(mask.sum())
         if n == 0:
             return
         examples = _examples(keys, mask) if keys is not None else []
-        finding = Finding(kind, table, n, action, examples)
+        finding = Finding(kind, table, n, action, examples, column)
         if self.strict:
             raise InputError(f"--strict: {finding.describe()}")
         self.findings.append(finding)
 
 
+def _key(v: int) -> str:
+    return "NULL" if v == NULL_ID else str(v)
+
+
 def _ids(prefix: str, values: np.ndarray) -> list[str]:
-    return [f"{prefix}={v}" for v in values.tolist()]
+    return [f"{prefix}={_key(v)}" for v in values.tolist()]
 
 
 def _pairs(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> list[str]:
-    return [f"{a_name}={x},{b_name}={y}" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    return [f"{a_name}={_key(x)},{b_name}={_key(y)}" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+
+
+# Each table's key columns (ids and references, which must be positive: graphrec.core.rules) and its time
+# columns; the event times (when a row came to be) must not lie in the future.
+_KEYS = {
+    "users": ("id",),
+    "goods": ("id",),
+    "collections": ("id", "owner_id"),
+    "collection_goods": ("collection_id", "good_id"),
+    "saves": ("user_id", "good_id"),
+    "follows": ("follower_id", "followee_id"),
+}
+_TIMES = {
+    "users": ("created_at",),
+    "goods": ("created_at", "deleted_at"),
+    "collections": ("created_at",),
+    "collection_goods": ("added_at",),
+    "saves": ("saved_at",),
+    "follows": ("created_at",),
+}
+_NOT_EVENTS = {("goods", "deleted_at")}  # a deletion may be scheduled ahead
+
+
+def _row_keys(table: str, t: object) -> list[str]:
+    cols = _KEYS[table]
+    if len(cols) == 1:
+        return _ids(cols[0], getattr(t, cols[0]))
+    return _pairs(cols[0], getattr(t, cols[0]), cols[1], getattr(t, cols[1]))
+
+
+def _keys_and_times(chk: _Checker, tables: SourceTables, now: int) -> SourceTables:
+    """Rows with a NULL or non-positive id or reference, an infinite timestamp, or an event time after
+    now + FUTURE_TOLERANCE_S: flagged naming the table, column and row, and skipped."""
+    out = {}
+    for table in _KEYS:
+        t = getattr(tables, table)
+        keys = _row_keys(table, t)
+        keep = np.ones(len(keys), dtype=bool)
+        for column in _KEYS[table]:
+            v = getattr(t, column)
+            null = v == NULL_ID
+            chk.flag("null_id", table, null, keys, column=column)
+            bad = ~null & (v < MIN_ID)
+            chk.flag("non_positive_id", table, bad, keys, column=column)
+            keep &= ~null & ~bad
+        for column in _TIMES[table]:
+            v = getattr(t, column)
+            infinite = keep & ((v == INFINITE_TIME) | (v == MINUS_INFINITE_TIME))
+            chk.flag("infinite_timestamp", table, infinite, keys, column=column)
+            keep &= ~infinite
+            if (table, column) not in _NOT_EVENTS:
+                future = keep & (v != NO_TIME) & (v > now + FUTURE_TOLERANCE_S)
+                chk.flag("timestamp_in_the_future", table, future, keys, column=column)
+                keep &= ~future
+        out[table] = take(t, keep) if not keep.all() else t
+    return SourceTables(**out)  # type: ignore[arg-type]
 
 
 def _duplicates(*cols: np.ndarray) -> np.ndarray:
@@ -76,9 +157,15 @@ def _duplicates(*cols: np.ndarray) -> np.ndarray:
     return dup
 
 
-def clean_tables(tables: SourceTables, embedding_dim: int, strict: bool = False) -> tuple[SourceTables, list[Finding]]:
-    """Check every table; return the rows fit for the graph and what was found."""
+def clean_tables(
+    tables: SourceTables, embedding_dim: int, strict: bool = False, now: int | None = None
+) -> tuple[SourceTables, list[Finding]]:
+    """Check every table; return the rows fit for the graph and what was found. `now` (unix seconds, default
+    the clock) is what "in the future" is measured against."""
     chk = _Checker(strict)
+    # Before rows are skipped for their keys or times: saves of a good skipped so are not "missing" goods.
+    all_goods = np.sort(tables.goods.id)
+    tables = _keys_and_times(chk, tables, int(time.time()) if now is None else now)
     u, g = tables.users, tables.goods
 
     dup_user = _duplicates(u.id)
@@ -106,7 +193,9 @@ def clean_tables(tables: SourceTables, embedding_dim: int, strict: bool = False)
             f"goods.embedding: every embedding is {dim_values[0]}-d but graph.embedding_dim is {embedding_dim} "
             f"(e.g. goods {good_keys[0]}); set graph.embedding_dim or fix the embeddings"
         )
-    chk.flag("missing_embedding", "goods", ~present, good_keys)
+    chk.flag("missing_embedding", "goods", dims == 0, good_keys, column="embedding")
+    chk.flag("embedding_with_null_element", "goods", dims == BAD_EMBEDDING_NULL_ELEMENT, good_keys, column="embedding")
+    chk.flag("malformed_embedding", "goods", dims == BAD_EMBEDDING_LAYOUT, good_keys, column="embedding")
     chk.flag("wrong_dimension_embedding", "goods", wrong_dim, good_keys)
     emb = g.embedding
     ok_dim = present & ~wrong_dim
@@ -122,12 +211,21 @@ def clean_tables(tables: SourceTables, embedding_dim: int, strict: bool = False)
     chk.flag("title_with_markup", "goods", markup, good_keys, action="kept (escaped when shown)")
     control = np.array([bool(_CONTROL.search(t or "")) for t in titles], dtype=bool)
     chk.flag("title_with_control_characters", "goods", control, good_keys, action="kept (escaped when shown)")
+    long_title = np.array([len(t or "") > MAX_TITLE_CHARS for t in titles], dtype=bool)
+    chk.flag(
+        "over_long_title",
+        "goods",
+        long_title,
+        good_keys,
+        action=f"kept (shown cut to {MAX_TITLE_CHARS} characters)",
+        column="title",
+    )
     g = take(g, ok_dim & ~nonfinite & ~zero)  # type: ignore[assignment]
     if len(g.id) == 0:
         raise InputError("goods: no good has a usable embedding")
 
     user_set, good_set = np.sort(u.id), np.sort(g.id)
-    all_goods = np.sort(tables.goods.id)  # before dropping bad embeddings: those references are not "missing"
+    # all_goods (above), not good_set: saves of goods skipped for their embedding are not of "missing" goods.
 
     def known(ids: np.ndarray, universe: np.ndarray) -> np.ndarray:
         return np.isin(ids, universe, assume_unique=False)

@@ -1,5 +1,6 @@
 -- Serving's queries: the rows the daily picks need (serving.reads) and the write-back of a run's picks
--- (serving.store). Reads that go through binary COPY select bigint NOT NULL columns only.
+-- (serving.store). Reads that go through binary COPY select bigint NOT NULL columns only. Rows etl reports
+-- and skips (graphrec.core.rules: ids below min_id or NULL, infinite or future times) are left out here too.
 
 -- name: now
 SELECT extract(epoch FROM now())::bigint AS t;
@@ -16,33 +17,40 @@ LEFT JOIN (
     SELECT domain, row_number() OVER (ORDER BY domain) - 1 AS code
     FROM (SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL) x
 ) d ON d.domain = g.domain
-WHERE g.deleted_at IS NULL
+WHERE g.deleted_at IS NULL AND g.id >= %(min_id)s
 ORDER BY g.id;
 
 -- name: user_ids
-SELECT id::bigint FROM users ORDER BY id;
+SELECT id::bigint FROM users WHERE id >= %(min_id)s ORDER BY id;
 
 -- name: saves
-SELECT user_id::bigint, good_id::bigint, extract(epoch FROM saved_at)::bigint FROM saves;
+SELECT user_id::bigint, good_id::bigint, extract(epoch FROM saved_at)::bigint
+FROM saves
+WHERE user_id >= %(min_id)s AND good_id >= %(min_id)s AND isfinite(saved_at)
+  AND saved_at <= now() + make_interval(secs => %(future_s)s);
 
 -- name: saves_of_users
 -- The given users' saves, and everyone's of the last %(recent)s days (the fallbacks read those).
 SELECT user_id::bigint, good_id::bigint, extract(epoch FROM saved_at)::bigint
 FROM saves
-WHERE user_id = ANY(%(users)s) OR saved_at >= now() - make_interval(days => %(recent)s);
+WHERE (user_id = ANY(%(users)s) OR saved_at >= now() - make_interval(days => %(recent)s))
+  AND user_id >= %(min_id)s AND good_id >= %(min_id)s AND isfinite(saved_at)
+  AND saved_at <= now() + make_interval(secs => %(future_s)s);
 
 -- name: owned_goods
 -- (owner, collection, good) of every collection membership, in the order the goods were added.
 SELECT c.owner_id::bigint, cg.collection_id::bigint, cg.good_id::bigint
 FROM collection_goods cg
 JOIN collections c ON c.id = cg.collection_id
-WHERE %(users)s::bigint[] IS NULL OR c.owner_id = ANY(%(users)s)
+WHERE (%(users)s::bigint[] IS NULL OR c.owner_id = ANY(%(users)s))
+  AND c.owner_id >= %(min_id)s AND cg.collection_id >= %(min_id)s AND cg.good_id >= %(min_id)s
 ORDER BY cg.added_at, cg.collection_id;
 
 -- name: follows
 SELECT follower_id::bigint, followee_id::bigint
 FROM follows
-WHERE %(users)s::bigint[] IS NULL OR follower_id = ANY(%(users)s);
+WHERE (%(users)s::bigint[] IS NULL OR follower_id = ANY(%(users)s))
+  AND follower_id >= %(min_id)s AND followee_id >= %(min_id)s;
 
 -- name: recent_picks
 -- Picks served in the last %(days)s days, by any succeeded recommend run (the repeat filter).

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core import db
+from graphrec.core import db, rules
 from graphrec.core.copy import copy_int64
 from graphrec.core.sql import load_queries
 from serving.reasons import Labels
@@ -27,13 +27,19 @@ def read_rows(
     of the last `recent_days` days, which the fallbacks need): the on-demand path for one user.
     """
     users_filter = None if user_ids is None else [int(u) for u in user_ids]
-    p = {"days": repeat_days, "users": users_filter, "recent": recent_days}
+    p = {
+        "days": repeat_days,
+        "users": users_filter,
+        "recent": recent_days,
+        "min_id": rules.MIN_ID,
+        "future_s": rules.FUTURE_TOLERANCE_S,
+    }
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         now = conn.execute(Q["now"]).fetchone()
         domains = conn.execute(Q["domain_names"]).fetchall()
-        good_id, good_domain = copy_int64(conn, Q["live_goods"], 2)
-        (users,) = copy_int64(conn, Q["user_ids"], 1)
+        good_id, good_domain = copy_int64(conn, Q["live_goods"], 2, p)
+        (users,) = copy_int64(conn, Q["user_ids"], 1, p)
         save_user, save_good, save_time = copy_int64(
             conn, Q["saves"] if users_filter is None else Q["saves_of_users"], 3, p
         )
@@ -65,8 +71,9 @@ def read_labels(conn: db.Connection, good_ids: np.ndarray, collection_ids: np.nd
     colls = conn.execute(Q["collection_titles"], {"ids": collection_ids.tolist()}).fetchall()
     users = conn.execute(Q["user_names"], {"ids": user_ids.tolist()}).fetchall()
     return Labels(
-        good_titles={r["id"]: r["title"] for r in goods},
-        collection_titles={r["id"]: r["title"] for r in colls},
+        # Reasons quote these titles in every pick: at most rules.MAX_TITLE_CHARS each.
+        good_titles={r["id"]: rules.short_title(r["title"]) for r in goods},
+        collection_titles={r["id"]: rules.short_title(r["title"]) for r in colls},
         user_names={r["id"]: r["name"] for r in users},
     )
 

@@ -132,6 +132,9 @@ class RecommendConfig:
     # Fallbacks: followees' saves of the last N days, then goods most saved in the last M days.
     followee_days: int = 30
     popular_days: int = 7
+    # A run that would serve fewer users than this share of the current run's users is not published: the
+    # current run stays, the job fails (exit non-zero, alert, a failed row in the ledger). 0 turns it off.
+    min_served_share: float = 0.5
 
 
 @dataclass(frozen=True)

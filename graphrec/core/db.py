@@ -76,9 +76,18 @@ def connect(url: str, autocommit: bool = False) -> Connection:
     return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
 
 
+# A password in a connection string: `user:pass@` in a URL, `password=` (or `sslpassword=`) as a URL query
+# parameter, or as a keyword in the key=value form, bare or single-quoted (with \' and \\ escapes).
+_URL_USERINFO = re.compile(r"(://[^:/@?#]*):[^/?#]*@")
+_URL_PARAM = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_KEYWORD = re.compile(r"(\b(?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """The connection string (URL or key=value form) without its password, for logs and messages."""
+    if "://" in url.split("=", 1)[0]:  # a URL (an '=' before '://' means a key=value string)
+        return _URL_PARAM.sub(r"\1***", _URL_USERINFO.sub(r"\1:***@", url))
+    return _KEYWORD.sub(r"\1***", url)
 
 
 # --- migrations -------------------------------------------------------------------------------------

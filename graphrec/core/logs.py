@@ -41,3 +41,21 @@ def setup_logging(level: int = logging.INFO) -> None:
     # Third-party chatter stays at warnings.
     for noisy in ("pgserver", "urllib3", "matplotlib", "PIL", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def uvicorn_log_config(level: str = "warning") -> dict[str, Any]:
+    """A logging.config.dictConfig for uvicorn (`uvicorn.run(log_config=...)`, applied in every worker process):
+    its error and access logs, and the app's own, as the same JSON lines on stdout as the rest of graphrec."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"json": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["json"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": ["json"], "level": level.upper(), "propagate": False},
+        },
+        "root": {"handlers": ["json"], "level": level.upper()},
+    }

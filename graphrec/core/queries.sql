@@ -4,6 +4,10 @@
 -- A session advisory lock: released when the session ends, so a killed job drops it with its connection.
 SELECT pg_try_advisory_lock(%(key)s) AS ok;
 
+-- name: unlock
+-- Released explicitly before the connection closes: a closed session's backend exits asynchronously.
+SELECT pg_advisory_unlock(%(key)s) AS ok;
+
 -- name: lock_holder
 -- Who holds a job's lock, for the message of the job that was refused (objid is the key's low 32 bits).
 SELECT a.pid, a.application_name, a.backend_start

@@ -41,14 +41,23 @@ def job_lock(url: str, kind: str) -> Iterator[db.Connection]:
     """
     key = LOCK_KEYS[kind]
     conn = db.connect(url, autocommit=True)
+    locked = False
     try:
         row = conn.execute(Q["try_lock"], {"key": key}).fetchone()
-        if not row or not row["ok"]:
+        locked = bool(row and row["ok"])
+        if not locked:
             holder = conn.execute(Q["lock_holder"], {"objid": key & 0xFFFFFFFF}).fetchone()
             who = f" (backend pid {holder['pid']}, {holder['application_name'] or 'no name'})" if holder else ""
             raise JobLocked(f"another graphrec {kind} is running{who}; this one exits without doing anything")
         yield conn
     finally:
+        # Unlock before closing: the server ends a closed session asynchronously, and until its backend
+        # exits the lock is still held, so a job started right after this one would be refused.
+        if locked and not conn.closed:
+            try:
+                conn.execute(Q["unlock"], {"key": key})
+            except Exception:  # a broken connection: closing it releases the lock anyway
+                log.warning("could not unlock the %s job lock; it goes with its session", kind, exc_info=True)
         conn.close()
 
 

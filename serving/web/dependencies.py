@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
+from graphrec.core import rules
 from serving.web.index_cache import RunIndexCache
 from serving.web.pages import render
 
@@ -44,7 +45,9 @@ def get_page_settings(request: Request) -> PageSettings:
 Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
 Runs = Annotated[RunIndexCache, Depends(get_runs)]
 Page = Annotated[PageSettings, Depends(get_page_settings)]
-Id = Annotated[int, PathParam(ge=0, le=2**63 - 1, description="database id")]
+Id = Annotated[
+    int, PathParam(ge=rules.MIN_ID, le=rules.MAX_ID, description="database id (positive: graphrec.core.rules)")
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"how many, 1 to {MAX_LIMIT}")]
 
 

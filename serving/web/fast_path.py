@@ -9,6 +9,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from graphrec.core import rules
 from serving.web.dependencies import MAX_LIMIT
 from serving.web.errors import DATABASE_DOWN, DATABASE_ERRORS
 from serving.web.routers.for_you import for_you_body
@@ -41,7 +42,7 @@ class ForYouFastPath:
             path = _FOR_YOU_PATH.fullmatch(scope["path"])
             query = _LIMIT_QUERY.fullmatch(scope["query_string"])
             limit = int(query.group(1) or 20) if query else 0
-            if path and 1 <= limit <= MAX_LIMIT:
+            if path and 1 <= limit <= MAX_LIMIT and rules.valid_id(int(path.group(1))):
                 user_id = int(path.group(1))
                 try:
                     body = await for_you_body(self.pool, user_id, limit)

@@ -10,7 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from graphrec.core.artifacts import Embeddings, run_embeddings_path
+from graphrec.core.artifacts import CorruptArtifact, Embeddings, run_embeddings_path
 from serving.web.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,17 @@ class RunIndex:
 
     @classmethod
     def load(cls, artifacts: Path, run_id: int) -> RunIndex:
-        """Index runs/<run_id>/embeddings.npz under `artifacts`. Raises Unavailable when the file is missing."""
+        """Index runs/<run_id>/embeddings.npz under `artifacts`. Raises Unavailable (a JSON 503 that names no
+        server path; the log has it) when the file is missing, truncated or damaged."""
         path = run_embeddings_path(artifacts, run_id)
         if not path.exists():
-            raise Unavailable(f"run {run_id} has no embeddings file at {path}")
-        emb = Embeddings.load(path)
+            log.error("run %s has no embeddings file at %s", run_id, path)
+            raise Unavailable(f"the embeddings of run {run_id} are missing on the server")
+        try:
+            emb = Embeddings.load(path)
+        except CorruptArtifact as e:
+            log.error("cannot read the embeddings of run %s: %s", run_id, e)
+            raise Unavailable(f"the embeddings of run {run_id} cannot be read on the server") from e
         known = np.flatnonzero(emb.good_known).astype(np.int64)
         goods = faiss.IndexFlatIP(emb.good_vecs.shape[1])
         goods.add(np.ascontiguousarray(emb.good_vecs[known], dtype=np.float32))

@@ -5,7 +5,8 @@
 -- A user's picks as the finished JSON body (schemas.ForYou): Postgres builds it, one round trip, one text
 -- value. for_you() and the graphrec_current lookups run in one statement, so they see one snapshot: the
 -- body holds one run's picks, whichever side of a swap the statement started on. tile_url is the tile
--- route's path with a {good_id} slot (routers/tiles.py).
+-- route's path with a {good_id} slot (routers/tiles.py). Titles are cut as graphrec.core.rules.short_title cuts
+-- them (max_title characters, the last an ellipsis).
 SELECT EXISTS (SELECT 1 FROM users WHERE id = %(user_id)s) AS known,
        json_build_object(
            'user_id', %(user_id)s::bigint,
@@ -14,7 +15,10 @@ SELECT EXISTS (SELECT 1 FROM users WHERE id = %(user_id)s) AS known,
                              JOIN graphrec_runs r ON r.id = c.run_id),
            'picks', coalesce((
                SELECT json_agg(json_build_object(
-                   'rank', f.rank, 'good_id', f.good_id, 'title', f.title, 'domain', f.domain,
+                   'rank', f.rank, 'good_id', f.good_id,
+                   'title', CASE WHEN length(f.title) > %(max_title)s
+                                 THEN left(f.title, %(max_title)s - 1) || %(ellipsis)s ELSE f.title END,
+                   'domain', f.domain,
                    'image_url', f.image_url, 'tile_url', replace(%(tile_url)s, '{good_id}', f.good_id::text),
                    'score', f.score, 'reason', f.reason, 'reason_detail', f.reason_detail,
                    'is_fallback', f.is_fallback) ORDER BY f.rank)
@@ -127,4 +131,5 @@ ORDER BY u.id, s.saved_at DESC;
 
 -- name: tile
 -- What a good's tile is drawn from: its own title, domain and image embedding (source columns only).
-SELECT title, domain, embedding::real[] AS embedding FROM goods WHERE id = %(good_id)s;
+-- Only what a tile can show of the title travels (fetch cuts it to rules.MAX_TITLE_CHARS).
+SELECT left(title, 1000) AS title, domain, embedding::real[] AS embedding FROM goods WHERE id = %(good_id)s;

@@ -19,6 +19,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from graphrec.core.rules import short_title
+
 GOLDEN_ANGLE = 137.508
 SIZE = 240
 _LINE_CHARS = 17
@@ -70,7 +72,7 @@ def xml_safe(text: str) -> str:
 
 def title_lines(title: str, width: int = _LINE_CHARS, max_lines: int = _MAX_LINES) -> list[str]:
     """The title wrapped for the tile, at most `max_lines`, the last cut with an ellipsis when longer."""
-    words = " ".join(xml_safe(title).split())
+    words = " ".join(xml_safe(short_title(title)).split())  # cut first: a 1 MB title costs nothing
     lines = textwrap.wrap(words, width=width, break_long_words=True) or [""]
     if len(lines) > max_lines:
         lines = lines[:max_lines]

@@ -10,6 +10,7 @@ import click
 
 from graphrec.app.commands.context import Context, pass_ctx
 from graphrec.core import db
+from graphrec.core.logs import uvicorn_log_config
 
 
 @click.command("serve")
@@ -50,6 +51,7 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         workers=workers,
         access_log=False,
         log_level="warning",
+        log_config=uvicorn_log_config("warning"),  # JSON lines from every worker, like the rest of graphrec
     )
 
 

@@ -31,6 +31,7 @@ def _locked(e: Exception) -> None:
 def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path: Path | None) -> None:
     """Write today's For You picks for every eligible user (the daily job), or rescore one user."""
     from graphrec.app import jobs as pipeline
+    from graphrec.core.artifacts import CorruptArtifact
     from graphrec.core.runs import JobLocked
 
     url = ctx.database_url()
@@ -54,7 +55,7 @@ def recommend(ctx: Context, user_id: int | None, dry_run: bool, embeddings_path:
         result = pipeline.recommend(ctx.config, url, embeddings_path=embeddings_path)
     except JobLocked as e:
         _locked(e)
-    except pipeline.NoModelError as e:
+    except (pipeline.NoModelError, pipeline.PublishRefused, CorruptArtifact) as e:  # recorded and alerted already
         raise click.ClickException(str(e)) from None
     c = result.counts
     click.echo(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
+from graphrec.core import rules
 from serving.web.dependencies import Id, Limit, Pool
 from serving.web.queries import QUERIES
 from serving.web.schemas import ERRORS, ForYou
@@ -13,12 +14,13 @@ from serving.web.tiles import TILE_PATH
 
 router = APIRouter(tags=["for you"])
 FOR_YOU_SQL = QUERIES["for_you"]
+_PARAMS = {"tile_url": TILE_PATH, "max_title": rules.MAX_TITLE_CHARS, "ellipsis": rules.ELLIPSIS}
 
 
 async def for_you_body(pool: AsyncConnectionPool, user_id: int, limit: int) -> bytes | None:
     """The JSON body of a user's picks (schemas.ForYou), or None for an unknown user. Raises psycopg errors."""
     async with pool.connection() as conn:
-        cur = await conn.execute(FOR_YOU_SQL, {"user_id": user_id, "limit": limit, "tile_url": TILE_PATH})
+        cur = await conn.execute(FOR_YOU_SQL, {"user_id": user_id, "limit": limit, **_PARAMS})
         known, body = await cur.fetchone()  # type: ignore[misc]
     return body.encode() if known else None
 

@@ -163,6 +163,7 @@ def test_serve_command_runs_uvicorn_with_the_resolved_settings(
     import uvicorn
 
     from graphrec.app.cli import cli
+    from graphrec.core.logs import uvicorn_log_config
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
@@ -180,6 +181,7 @@ def test_serve_command_runs_uvicorn_with_the_resolved_settings(
                 "workers": 2,
                 "access_log": False,
                 "log_level": "warning",
+                "log_config": uvicorn_log_config("warning"),
             },
         )
     ]

@@ -97,6 +97,7 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
 def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool = False) -> list[Recommender]:
     """The rows for `es`: `names` (empty: every one that applies), in table order."""
     from evaluation.peers import peers
+    from evaluation.sequence_rows import sequence_rows
     from training.models.lightgcn import LightGCNParams
 
     available: dict[str, Recommender] = {}
@@ -111,6 +112,8 @@ def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool 
             "reference",
         )
     available["gf_cf"] = graph_filter()
+    for row in sequence_rows(es, progress):  # SASRec on public sequences; EASE where a dense good x good fits
+        available[row.name] = row
     for peer in peers():  # implicit's ALS and BPR: what an engineer would otherwise install
         available[peer.name] = peer
     if es.graph is not None:

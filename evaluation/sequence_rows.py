@@ -15,11 +15,52 @@ import numpy as np
 import scipy.sparse as sp
 
 from evaluation.evaluator import Recommender
-from evaluation.protocol import TrainData
+from evaluation.protocol import EvalSet, TrainData
 from graphrec.core.metrics import ScoreFn
 from training.sequence import SASRecParams, Sequences, sequences_from_saves, split_last, train_sasrec
 
 log = logging.getLogger(__name__)
+
+
+def public_sasrec_params() -> SASRecParams:
+    """The sequence model's settings for public sequence data, shared by bench-beauty and the evaluator.
+
+    Chosen on Beauty's validation item (the one before the last); the settings tried and their validation
+    figures are listed in benchmarks/beauty.py.
+    """
+    return SASRecParams(
+        embedding_dim=64,
+        num_blocks=2,
+        num_heads=1,
+        max_len=50,
+        dropout=0.3,
+        lr=2e-3,
+        batch_size=256,
+        negatives=1024,
+        use_content=True,
+        max_epochs=400,
+        patience=5,
+        val_every=2,
+        # The whole fit (training, the last validation, the final user vectors) stays within 900 s.
+        time_budget_s=870.0,
+        seed=0,
+        threads=2,
+    )
+
+
+def sequence_rows(es: EvalSet, progress: bool = False) -> list[Recommender]:
+    """Rows for a public data set: the sequence model when it has save order, EASE when its goods fit dense.
+
+    Goodsend data (with a graph) gets the sequence model through the registry (`graphrec train`'s "sasrec").
+    """
+    from evaluation.ease import MAX_GOODS, ease_row
+
+    rows = []
+    if es.graph is None and es.train.save_time is not None:
+        rows.append(sasrec_row(public_sasrec_params(), progress))
+    if es.train.n_goods <= MAX_GOODS:
+        rows.append(ease_row())
+    return rows
 
 
 def train_sequences(train: TrainData) -> Sequences:

@@ -1,0 +1,150 @@
+"""make bench-beauty: the sequence model against graphrec's order-blind rows on Amazon Beauty, one run.
+
+Data: ../shared/data/amazon-beauty (or $GRAPHREC_SHARED_DATA/amazon-beauty), the S3-Rec preprocessing,
+read in place by evaluation.datasets.beauty. Protocol (evaluation.run.load_public + the evaluator):
+leave-last-out, each user's last item is the test, every item is ranked except the user's train items;
+HR@10 and NDCG@10 over all 22,363 users. Published on this data (full ranking): SASRec with sampled softmax
+HR@10 0.0921 / NDCG@10 0.0531, eSASRec 0.0928 / 0.0523.
+
+Rows, all in one run, all fitted on train only (each user's items but the last):
+- seq: the SASRec-style model (training.sequence via evaluation.sequence_rows), early-stopped on the
+  validation item (the one before the last), then encoding the whole train sequence; `--budget-s` of training.
+- filter: the GF-CF graph filter (evaluation.models.graph_filter, k=256, alpha=0.3).
+- knn: item-item co-save k-NN (evaluation.baselines.item_knn).
+- ease: EASE (evaluation.ease), lambda chosen on the validation item.
+
+Settings are chosen on validation only: `--select` trains each candidate in `CANDIDATES` for `--budget-s`
+and prints its best validation NDCG@10 / HR@10 (the validation item, never the test item). The figures of
+every setting tried are kept in SELECTION below, losers included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import ROOT, report
+
+sys.path.insert(0, str(ROOT))
+
+from evaluation.baselines import item_knn  # noqa: E402
+from evaluation.ease import ease_row  # noqa: E402
+from evaluation.evaluator import Recommender, evaluate  # noqa: E402
+from evaluation.models import graph_filter  # noqa: E402
+from evaluation.protocol import TrainData  # noqa: E402
+from evaluation.run import load_public  # noqa: E402
+from evaluation.sequence_rows import fit_sasrec, public_sasrec_params  # noqa: E402
+from graphrec.core.metrics import ScoreFn  # noqa: E402
+from training.sequence import SASRecParams  # noqa: E402
+
+log = logging.getLogger("bench.beauty")
+K = 10
+
+# The sequence model's settings (shared with the evaluator's beauty row), chosen by `--select` on the
+# validation item (see SELECTION).
+SEQ = public_sasrec_params()
+
+# What `--select` trains (each for --budget-s): changes against SEQ.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "base": {},
+    "full_softmax": {"negatives": 1_000_000},
+    "neg4096": {"negatives": 4096},
+    "no_content": {"use_content": False},
+    "dropout0.5": {"dropout": 0.5},
+    "lr1e-3_b128": {"lr": 1e-3, "batch_size": 128},
+}
+
+# Validation figures of every setting tried (best epoch's NDCG@10 / HR@10 on the validation item), with the
+# budget, epochs reached and machine load when measured. Losers stay listed.
+#
+# | setting | budget | epochs | val NDCG@10 | val HR@10 | load |
+# | --- | --- | --- | --- | --- | --- |
+# | batch 256, 1024 neg, lr 2e-3, dropout 0.3 (dev run, killed) | - | 3 | 0.0229 | - | ~13 on 2 cores |
+SELECTION = None
+
+
+def data_root() -> Path:
+    shared = os.environ.get("GRAPHREC_SHARED_DATA")
+    return Path(shared) if shared else ROOT.parent / "shared" / "data"
+
+
+def seq_row(params: SASRecParams, info: dict[str, Any]) -> Recommender:
+    def fit(train: TrainData) -> ScoreFn:
+        score_fn, got = fit_sasrec(train, params, progress=True)
+        info.update(got)
+        return score_fn
+
+    return Recommender("seq", "SASRec-style sequence model", fit, "model")
+
+
+def select(budget_s: float, names: list[str]) -> None:
+    """Validation figures (the item before the last) for each candidate setting; the test item is unused."""
+    es = load_public("beauty", data_root())
+    figures: dict[str, float | int | str] = {}
+    for name in names or list(CANDIDATES):
+        params = dataclasses.replace(SEQ, **{**CANDIDATES[name], "time_budget_s": budget_s})
+        _, info = fit_sasrec(es.train, params, progress=True)
+        for h in info["history"]:
+            val, hr = h["val"], h.get("val_hr")
+            print(f"{name} epoch {h['epoch']}: loss {h['loss']:.4f} val {val} hr {hr} at {h['seconds']:.0f} s")
+        figures[f"val_{name}_ndcg@10"] = f"{info['val_ndcg@10'] or 0.0:.4f}"
+        hr = [h.get("val_hr") for h in info["history"] if h["epoch"] == info["best_epoch"]]
+        figures[f"val_{name}_hr@10"] = f"{hr[0] or 0.0:.4f}" if hr else "-"
+        figures[f"val_{name}_best_epoch"] = info["best_epoch"] or 0
+        figures[f"val_{name}_epochs"] = len(info["history"])
+        figures[f"val_{name}_train_s"] = info["train_s"]
+        figures["load_1min"] = f"{os.getloadavg()[0]:.1f}"
+    report(figures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--select", nargs="*", metavar="NAME", help="validation figures of CANDIDATES (all if none)")
+    parser.add_argument(
+        "--budget-s", type=float, default=SEQ.time_budget_s, help="training time budget of the sequence model"
+    )
+    parser.add_argument("--only", nargs="*", default=[], help="rows to run (seq, filter, knn, ease; default all)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(2)
+    if args.select is not None:
+        select(args.budget_s, args.select)
+        return
+    bench_start = time.perf_counter()
+    es = load_public("beauty", data_root())
+    info: dict[str, Any] = {}
+    rows = {
+        "seq": seq_row(dataclasses.replace(SEQ, time_budget_s=args.budget_s), info),
+        "filter": dataclasses.replace(graph_filter(), name="filter"),
+        "knn": Recommender("knn", "item-item co-save k-NN", item_knn),
+        "ease": dataclasses.replace(ease_row(), name="ease"),
+    }
+    chosen = [rows[n] for n in (args.only or list(rows))]
+    result = evaluate(es, chosen, ks=(K,), progress=True)
+    figures: dict[str, float | int | str] = {}
+    for row in result.rows:
+        if row.error:
+            figures[f"{row.name}_error"] = row.error
+            continue
+        figures[f"{row.name}_hr@{K}"] = f"{row.metrics[f'hit@{K}']:.4f}"
+        figures[f"{row.name}_ndcg@{K}"] = f"{row.metrics[f'ndcg@{K}']:.4f}"
+        figures[f"{row.name}_{'train_s' if row.name == 'seq' else 's'}"] = row.fit_s
+    if info:
+        figures["seq_best_epoch"] = info["best_epoch"] or 0
+        figures["seq_epochs"] = len(info["history"])
+        figures["seq_val_ndcg@10"] = f"{info['val_ndcg@10'] or 0.0:.4f}"
+    figures["evaluated_users"] = len(es.users)
+    figures["load_1min"] = f"{os.getloadavg()[0]:.1f}"
+    figures["bench_total_s"] = time.perf_counter() - bench_start
+    report(figures)
+
+
+if __name__ == "__main__":
+    main()

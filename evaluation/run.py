@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,8 +159,12 @@ def run_evaluation(
     split_at: str | None = None,
     test_share: float | None = None,
     progress: bool = False,
+    extra_rows: Callable[[EvalSet], Sequence[Recommender]] | None = None,
 ) -> EvaluationRun:
-    """Evaluate every requested row on every data set and write reports/<run>/ (or `out`)."""
+    """Evaluate every requested row on every data set and write reports/<run>/ (or `out`).
+
+    extra_rows: rows the app layer adds per data set (the For You pipeline and its sources, which live in
+    serving/ and so cannot be imported here); each fits on the EvalSet's train data and its as-of-T graph."""
     started = time.perf_counter()
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(out) if out is not None else cfg.artifacts / "reports" / run
@@ -176,6 +180,8 @@ def run_evaluation(
         log.info("data set %s: %s", name, es.counts)
         # A row that does not apply here (oracle without planted truth, CLIP rows without content) is skipped.
         rows = recommenders(es, (), cfg, progress)
+        if extra_rows is not None:
+            rows += list(extra_rows(es))
         if models:
             rows = [r for r in rows if r.name in models]
             if not rows:

@@ -178,3 +178,139 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
         return out
 
     return rows
+
+
+# --- graphrec train / recommend ------------------------------------------------------------------------
+
+
+def train_checkpoint_ranker(cfg: Config, data: Any, id_maps: Any, manifest: dict[str, Any], trained: Any) -> Ranker:
+    """The ranker for a freshly trained model, on the graph it was trained on: labels = the saves of the
+    model's own validation window (after meta.val_cutoff), features and model vectors from before it."""
+    from etl.arrays import graph_arrays
+    from training.split import time_split
+
+    arrays = graph_arrays(data, int(manifest["as_of"]), cfg.graph.min_goods)
+    val_model = None
+    cut = None
+    if "model" in cfg.foryou.sources:
+        split = time_split(data, trained.meta.config.val_share)
+        val_model = model_vectors(trained, split.graph, id_maps)
+        cut = int(split.cutoff) - 1
+    return fit_ranker(arrays, cfg.foryou, graph_filter_fit=graph_filter_fit, model=val_model, cut=cut)
+
+
+def load_ranker(checkpoint: Any) -> Ranker | None:
+    """The ranker saved beside a checkpoint (models/<version>/ranker.txt), or None."""
+    return Ranker.load(checkpoint)
+
+
+def train_for_you_ranker(cfg: Config, graph_dir: Any, run: Any) -> Ranker | None:
+    """`graphrec train`'s second step: the ranker for run.trained, saved into its checkpoint directory
+    (foryou.ranker = false: none)."""
+    if not cfg.foryou.ranker:
+        return None
+    from graphrec.core.artifacts import load_graph
+
+    data, id_maps, manifest = load_graph(graph_dir)
+    ranker = train_checkpoint_ranker(cfg, data, id_maps, manifest, run.trained)
+    ranker.save(run.checkpoint)
+    return ranker
+
+
+def vectors_of_embeddings(emb: Any, id_maps: Any, n_users: int, n_goods: int) -> ModelVectors:
+    """An Embeddings (keyed by database id) as ModelVectors in the graph's index space."""
+    users = id_maps.to_idx("user", emb.user_ids)
+    goods = id_maps.to_idx("good", emb.good_ids)
+    uv = np.zeros((n_users, emb.user_vecs.shape[1]), np.float32)
+    gv = np.zeros((n_goods, emb.good_vecs.shape[1]), np.float32)
+    uv[users[users >= 0]] = emb.user_vecs[users >= 0]
+    gv[goods[goods >= 0]] = emb.good_vecs[goods >= 0]
+    return ModelVectors(uv, gv, kind=emb.model_kind, version=emb.model_version)
+
+
+def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks: Any, stages: Any) -> Any:
+    """`graphrec recommend` with the For You pipeline: when the CURRENT model's directory holds a ranker, each
+    served user's list is replaced by for_you's (the graph as of now; serving's own exclusions: collections,
+    recent picks). Users for_you leaves short keep serving's picks (model retrieval, followee and popular
+    fallbacks), so every eligible user still gets at least recommend.min_picks. graph: data, id_maps,
+    as_of, checkpoint (kept by the job while loading the model). Returns serving.picks.Picks."""
+    from etl.arrays import graph_arrays
+    from serving import fallback, reasons
+    from serving.foryou.pipeline import PICK_SOURCES, for_you
+    from serving.rows import exclusion_matrix
+
+    with stages.stage("for_you_load"):
+        ranker = Ranker.load(graph["checkpoint"])
+    if ranker is None:
+        log.info("no for_you ranker beside %s; serving the model's retrieval", graph["checkpoint"])
+        return picks
+    rc = cfg.recommend
+    data, id_maps = graph["data"], graph["id_maps"]
+    with stages.stage("for_you_arrays"):
+        arrays = graph_arrays(data, int(graph["as_of"]), cfg.graph.min_goods)
+        s2g_user = id_maps.to_idx("user", rows.user_id)
+        s2g_good = id_maps.to_idx("good", rows.good_id)
+        g2s_user = rows.user_idx(id_maps.user_ids)
+        g2s_good = rows.good_idx(id_maps.good_ids)
+        ex = exclusion_matrix(rows).tocoo()
+        gu, gg = s2g_user[ex.row], s2g_good[ex.col]
+        ok = (gu >= 0) & (gg >= 0)
+        extra = sp.csr_matrix(
+            (np.ones(int(ok.sum()), bool), (gu[ok], gg[ok])), shape=(arrays.n_users, arrays.n_goods), dtype=bool
+        )
+        model = (
+            vectors_of_embeddings(emb, id_maps, arrays.n_users, arrays.n_goods) if "model" in ranker.sources else None
+        )
+    with stages.stage("for_you_graph_filter"):
+        gf = graph_filter_fit(arrays.saves) if "graph_filter" in ranker.sources else None
+    ctx = ForYouContext.build(arrays, cfg.foryou, graph_filter=gf, model=model, extra_exclude=extra)
+    users_g = s2g_user[picks.users]
+    known = users_g >= 0
+    with stages.stage("for_you", users=int(known.sum())):
+        lists = for_you(ctx, users_g[known], rc.picks_per_user, ranker, cfg.foryou.ranker_threads)
+    with stages.stage("for_you_merge"):
+        k = picks.picks.shape[1]
+        new_picks, new_source, new_via = picks.picks.copy(), picks.source.copy(), picks.via_user.copy()
+        new_scores = picks.scores.copy()
+        goods_s = np.where(lists.goods >= 0, g2s_good[np.maximum(lists.goods, 0)], -1)[:, :k]
+        followees, popular = PICK_SOURCES.index("followees"), PICK_SOURCES.index("popular")
+        src = np.where(
+            lists.source[:, :k] == followees,
+            fallback.FOLLOWEE,
+            np.where(lists.source[:, :k] == popular, fallback.POPULAR, fallback.MODEL),
+        ).astype(picks.source.dtype)
+        via = np.where(
+            (lists.source[:, :k] == followees) & (lists.via[:, :k] >= 0),
+            g2s_user[np.maximum(lists.via[:, :k], 0)],
+            -1,
+        )
+        full = (goods_s >= 0).sum(axis=1) >= rc.min_picks
+        rows_known = np.flatnonzero(known)[full]
+        width = goods_s.shape[1]
+        new_picks[rows_known] = -1
+        new_picks[rows_known, :width] = goods_s[full]
+        new_source[rows_known, :width] = src[full]
+        new_via[rows_known] = -1
+        new_via[rows_known, :width] = via[full]
+        new_scores[rows_known] = 0.0
+        new_scores[rows_known, :width] = np.where(goods_s[full] >= 0, lists.scores[:, :k][full], 0.0)
+    with stages.stage("for_you_reasons"):
+        save_u, save_g = rows.user_idx(rows.save_user), rows.good_idx(rows.save_good)
+        newest_first = reasons.order_rows_newest_first(rows.num_users, rows.num_goods, save_u, save_g, rows.save_time)
+        anchor, cosine = reasons.anchors(picks.users, new_picks, new_source, newest_first, s2g_good, arrays.content)
+    log.info(
+        "for_you served %d of %d users (ranker of model %s); picks per source %s",
+        len(rows_known),
+        len(picks.users),
+        ranker.meta.get("model"),
+        lists.source_counts(),
+    )
+    return dataclasses.replace(
+        picks,
+        picks=new_picks,
+        scores=new_scores.astype(np.float32),
+        source=new_source,
+        via_user=new_via,
+        anchor=anchor,
+        cosine=cosine,
+    )

@@ -171,6 +171,8 @@ class ForYouConfig:
     clusters: int = 64
     # The ranker learns from the saves of the newest `label_share` of the training data (features: older).
     label_share: float = 0.1
+    # `graphrec train` trains the ranker beside the model; `graphrec recommend` uses it when present.
+    ranker: bool = True
     # Users with label saves the ranker trains on (a seeded sample when there are more).
     ranker_users: int = 4000
     ranker_rounds: int = 300

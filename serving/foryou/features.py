@@ -150,21 +150,24 @@ def features(ctx: ForYouContext, cs: CandidateSet, blocks: dict[str, np.ndarray]
         cols.append(_gather(cooc, row, good))
     else:
         cols.append(np.zeros(n, np.float32))
-    # CLIP: best cosine to one of the newest saves; cosine to the recency-weighted mean of the saves.
+    # CLIP: best cosine to one of the newest saves; cosine to the recency-weighted mean of the saves. One
+    # small matrix product per user (gathering [N, d] vectors per anchor costs far more).
     anchors = ctx.newest_saves(users, CLIP_ANCHORS)
-    gv = a.content[good]
-    best = np.full(n, -np.inf, np.float32)
-    for j in range(anchors.shape[1]):
-        anc = anchors[row, j]
-        ok = anc >= 0
-        if not ok.any():
-            break
-        sim = np.einsum("nd,nd->n", gv[ok], a.content[anc[ok]])
-        best[ok] = np.maximum(best[ok], sim)
-    cols.append(np.where(np.isfinite(best), best, np.nan).astype(np.float32))
     mean = np.asarray(ctx.recency_weights()[users] @ a.content, dtype=np.float32)
     mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
-    cols.append(np.einsum("nd,nd->n", gv, mean[row]).astype(np.float32))
+    best = np.full(n, np.nan, np.float32)
+    to_mean = np.full(n, np.nan, np.float32)
+    bounds = np.concatenate([[0], np.cumsum(cs.group)])
+    for i in range(len(users)):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi == lo:
+            continue
+        gv = a.content[good[lo:hi]]
+        anc = anchors[i][anchors[i] >= 0]
+        if len(anc):
+            best[lo:hi] = (gv @ a.content[anc].T).max(axis=1)
+        to_mean[lo:hi] = gv @ mean[i]
+    cols += [best, to_mean]
     if ctx.model is not None:
         mv = ctx.model
         cols.append(np.einsum("nd,nd->n", mv.user_vecs[users][row], mv.good_vecs[good]).astype(np.float32))

@@ -42,6 +42,7 @@ def evaluate(
 ) -> None:
     """Time-split evaluation of the baselines and trained models; writes a report and records the run."""
     from evaluation.run import run_evaluation
+    from graphrec.app.foryou import evaluation_rows
     from graphrec.core import db
     from graphrec.core.runs import record_run
 
@@ -63,6 +64,8 @@ def evaluate(
             split_at=split_at,
             test_share=test_share,
             progress=sys.stderr.isatty(),
+            # The For You pipeline and each of its sources (serving/foryou), on the as-of-T graph.
+            extra_rows=evaluation_rows(cfg, progress=sys.stderr.isatty()),
         )
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -28,7 +28,8 @@ class Fresh:
         for start, chunk in batches(users, 64):
             anc = anchors[start : start + len(chunk)]
             v = a.content[np.maximum(anc, 0)]  # [b, m, d]
-            sim = np.einsum("bmd,pd->bmp", v, pool_vecs)
+            b, m, d = v.shape
+            sim = (v.reshape(b * m, d) @ pool_vecs.T).reshape(b, m, len(pool))
             sim[anc < 0] = -np.inf
             best_anchor = sim.argmax(axis=1)  # [b, P]
             s = sim.max(axis=1)  # [b, P]

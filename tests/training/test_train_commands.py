@@ -41,7 +41,8 @@ def run(artifacts: Path, *args: str) -> str:
 
 def test_train_saves_versions_and_promotes_only_when_asked(planted, artifacts: Path) -> None:
     data, id_maps, _, _ = planted()
-    manifest = {"format_version": GRAPH_FORMAT_VERSION, "name": "g1"}
+    as_of = int(data["user", "saves", "good"].time.max())
+    manifest = {"format_version": GRAPH_FORMAT_VERSION, "name": "g1", "as_of": as_of}  # as build-graph writes
     save_graph(graphs_dir(artifacts) / "g1", data, id_maps, manifest)
     write_pointer(graphs_dir(artifacts) / "LATEST", "g1")
     models = models_dir(artifacts)

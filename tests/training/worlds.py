@@ -172,8 +172,8 @@ def ring_world(
     """A world with one right answer per test user: (tables, test_users [n], withheld_good [n]) in graph indices.
 
     Each community's goods sit on a ring (good r * positions + p; domain r sells ring r). Every user likes the
-    2 * window + 1 goods around a centre of one ring and saves them from the outside in (c - w, c + w,
-    c - w + 1, ..., c + 1, then c), an hour apart. For each centre, the first of its users is a test user whose
+    2 * window + 1 goods around a centre of one ring and saves them in one order (c - w, ..., c - 1, then
+    c + w, ..., c + 1, then c), an hour apart. For each centre, the first of its users is a test user whose
     last save, the centre itself, is withheld (absent from the tables); the others save all of it. A good's
     CLIP vector encodes its ring and its angle on the ring (plus `noise`), so the centre is at once the nearest
     good to the mean of the user's saves, the good most co-saved with them, and the next in the sequence.
@@ -189,7 +189,9 @@ def ring_world(
         x[rows, rings + 2 * r] = np.cos(angle)
         x[rows, rings + 2 * r + 1] = np.sin(angle)
     x += noise * rng.normal(size=x.shape)
-    order = [o for d in range(window, 0, -1) for o in (-d, d)] + [0]  # offsets from the centre, outside in
+    # Offsets from the centre in save order: up the left side, down the right side, then the centre. After
+    # the right side's last two goods (c + 2, c + 1) every user in the world saves c next.
+    order = [*range(-window, 0), *range(window, 0, -1), 0]
     su, sg, st, test_users, withheld = [], [], [], [], []
     u = 0
     for r in range(rings):

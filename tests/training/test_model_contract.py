@@ -139,3 +139,9 @@ def test_every_registered_model_puts_the_withheld_good_first(world: World, kind:
     assert np.isfinite(emb.user_vecs).all() and np.isfinite(emb.good_vecs).all()
     share = share_first(world, lambda users: emb.user_vecs[users] @ emb.good_vecs.T)
     assert share >= SHARE, f"{kind}: the withheld good came first for {share:.0%} of the test users"
+
+
+def test_a_recommender_that_mixes_up_its_users_fails(world: World) -> None:
+    # The bug implicit's users hit most: a row for the wrong user (e.g. graph index taken for database id).
+    good = BASELINES["mean_clip"].fit(world.train)
+    assert share_first(world, lambda users: good(np.roll(users, 1))) < 0.1

@@ -98,7 +98,8 @@ def test_search_keeps_the_best_setting_per_axis(monkeypatch: pytest.MonkeyPatch)
         return {5: base, 10: base + 0.01, 20: base + 0.01}
 
     monkeypatch.setattr(P, "_validate_one", fake)
-    chosen, score, history = P._search(P.ALS_START, P.ALS_AXES, (5, 10, 20), P._als, None, 0)  # type: ignore[arg-type]
+    axes = (("alpha", (1.0, 10.0, 40.0)), ("regularization", (0.01, 0.1, 1.0)), ("factors", (64, 128)))
+    chosen, score, history = P._search(P.ALS_START, axes, (5, 10, 20), P._als, None, 0)  # type: ignore[arg-type]
     assert (chosen.alpha, chosen.regularization, chosen.factors, chosen.iterations) == (10.0, 0.1, 64, 10)
     assert score == pytest.approx(0.36)
     assert len({(h["alpha"], h["regularization"], h["factors"]) for h in history}) == 6  # no setting fitted twice

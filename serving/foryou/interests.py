@@ -115,19 +115,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return np.divide(x, n, out=np.zeros_like(x), where=n > 1e-12)
 
 
-def _segment_argext(values: np.ndarray, owner: np.ndarray, n: int, largest: bool) -> np.ndarray:
-    """Index of the largest (or smallest) value per owner segment, first index on ties; -1 for empty segments.
-
-    `owner` must be sorted (saves grouped by user)."""
-    key = -values if largest else values
-    order = np.lexsort((np.arange(len(values)), key, owner))
-    out = np.full(n, -1, dtype=np.int64)
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = owner[order][1:] != owner[order][:-1]
-    out[owner[order][first]] = order[first]
-    return out
-
-
 def _projection(vectors: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean [d], basis [d, dim]) for centring and projecting vectors: the catalogue's mean and principal
     directions (of a seeded sample of 20,000 goods when there are more)."""
@@ -151,6 +138,73 @@ def _projection(vectors: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, n
     basis = (q @ small)[:, np.argsort(-vals, kind="stable")[:dim]]
     basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(dim)])
     return mean, basis.astype(np.float32)
+
+
+def _recentre(xb: np.ndarray, valid: np.ndarray, assign: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    k2 = centres.shape[1]
+    onehot = ((assign[..., None] == np.arange(k2)) & valid[..., None]).astype(np.float32)  # [b, L, K2]
+    summed = np.einsum("blk,blp->bkp", onehot, xb)
+    filled = onehot.sum(axis=1) > 0
+    return np.where(filled[..., None], _unit(summed), centres)
+
+
+def _lloyd(
+    xb: np.ndarray, valid: np.ndarray, centres: np.ndarray, live: np.ndarray, assign: np.ndarray, iters: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spherical k-means steps on padded users: xb [b, L, p], valid [b, L], centres [b, K2, p], live [b, K2]."""
+    for _ in range(iters + 1):
+        sims = np.matmul(xb, centres.transpose(0, 2, 1))  # [b, L, K2]
+        sims = np.where(live[:, None, :], sims, -np.inf)
+        new = np.where(valid, sims.argmax(axis=2), 0)
+        if np.array_equal(new, assign):
+            break
+        assign = new
+        centres = _recentre(xb, valid, assign, centres)
+    return assign, centres
+
+
+def _cluster_padded(
+    xb: np.ndarray, valid: np.ndarray, k2: int, threshold: float, merge: float, iters: int
+) -> np.ndarray:
+    """int64 [b, L]: each save's cluster slot (0..k2-1) for users padded to one length (see find_interests)."""
+    b, L, _ = xb.shape
+    rows = np.arange(b)
+    # Seeds: the user's medoid (x . the sum of the user's x is its summed cosine to all their saves), then the
+    # save least similar to every seed while below the threshold. Single saves are noisy stand-ins for a taste,
+    # so this over-splits on purpose; the merge below rejoins.
+    total = xb.sum(axis=1)
+    score = np.where(valid, np.einsum("blp,bp->bl", xb, total), -np.inf)
+    centres = np.zeros((b, k2, xb.shape[2]), dtype=np.float32)
+    centres[:, 0] = xb[rows, score.argmax(axis=1)]
+    n_seeds = np.ones(b, dtype=np.int64)
+    best = np.where(valid, np.einsum("blp,bp->bl", xb, centres[:, 0]), np.inf)
+    for j in range(1, k2):
+        far = best.argmin(axis=1)
+        grow = (n_seeds == j) & (best[rows, far] < threshold)
+        if not grow.any():
+            break
+        g = np.flatnonzero(grow)
+        centres[g, j] = xb[g, far[g]]
+        n_seeds[g] = j + 1
+        best[g] = np.maximum(best[g], np.einsum("blp,bp->bl", xb[g], centres[g, j]))
+    live = np.arange(k2)[None, :] < n_seeds[:, None]
+    assign, centres = _lloyd(xb, valid, centres, live, np.full((b, L), -1), iters)
+    if k2 == 1:
+        return assign
+    # Merge: clusters whose centres (means, far less noisy than single saves) are more similar than `merge` are
+    # one interest (connected components of the user's centre graph, by label propagation).
+    gram = np.matmul(centres, centres.transpose(0, 2, 1))
+    adj = (gram > merge) & live[:, :, None] & live[:, None, :]
+    label = np.broadcast_to(np.arange(k2), (b, k2)).copy()
+    for _ in range(k2):
+        new = np.minimum(np.where(adj, label[:, None, :], k2).min(axis=2), label)
+        if np.array_equal(new, label):
+            break
+        label = new
+    assign = np.take_along_axis(label, assign, axis=1)
+    centres = _recentre(xb, valid, assign, centres)
+    assign, _ = _lloyd(xb, valid, centres, live & (label == np.arange(k2)[None, :]), assign, iters)
+    return assign
 
 
 def find_interests(
@@ -235,85 +289,22 @@ def find_interests(
         z[lo : lo + batch_rows] = _unit((v @ basis) / nv - shift)
     x = z[inverse]
 
-    def user_sum(w: np.ndarray) -> np.ndarray:
-        m = sp.csr_matrix((w, (s_user, np.arange(N))), shape=(n, N))
-        return np.asarray(m @ x)
-
+    # Users are clustered in buckets of equal padded length (the next power of two of their save count), so
+    # every step is a batched matrix product over [users, saves, dims] with at most 2x padding.
     K2 = 2 * K  # seeds before merging
-
-    def similarities(centres: np.ndarray, live_slot: np.ndarray) -> np.ndarray:
-        """float32 [N, K2]: each save's cosine to its user's live centres, -inf at the other slots."""
-        sims = np.full((N, K2), -np.inf, dtype=np.float32)
-        for j in range(K2):
-            live = live_slot[s_user, j]
-            sims[live, j] = np.einsum("nd,nd->n", x[live], centres[s_user[live], j])
-        return sims
-
-    def recentre(assign: np.ndarray, centres: np.ndarray) -> np.ndarray:
-        m = sp.csr_matrix((np.ones(N, np.float32), (s_user * K2 + assign, np.arange(N))), shape=(n * K2, N))
-        summed = np.asarray(m @ x).reshape(n, K2, -1)
-        filled = np.abs(summed).sum(axis=2) > 0
-        return np.where(filled[..., None], _unit(summed), centres)
-
-    def lloyd(
-        assign: np.ndarray,
-        centres: np.ndarray,
-        n_seeds: np.ndarray,
-        iters: int,
-        first_pass: bool = False,
-        live: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        live_slot = np.arange(K2)[None, :] < n_seeds[:, None]
-        if live is not None:
-            live_slot &= live
-        for it in range(iters + 1):
-            new_assign = similarities(centres, live_slot).argmax(axis=1) if N else assign
-            if not (first_pass and it == 0) and np.array_equal(new_assign, assign):
-                break
-            assign = new_assign
-            centres = recentre(assign, centres)
-        return assign, centres
-
-    # Seeding: the user's medoid (x . sum of the user's x is the sum of cosines to all their saves), then the
-    # save least similar to every seed so far while that similarity is below the threshold, up to 2K seeds.
-    # Single saves are noisy stand-ins for a taste, so this over-splits on purpose; the merge below rejoins.
-    centres = np.zeros((n, K2, x.shape[1]), dtype=np.float32)
-    n_seeds = np.zeros(n, dtype=np.int64)
     assign = np.zeros(N, dtype=np.int64)
-    if N:
-        first = _segment_argext(np.einsum("nd,nd->n", x, user_sum(np.ones(N))[s_user]), s_user, n, largest=True)
-        has = first >= 0
-        centres[has, 0] = x[first[has]]
-        n_seeds[has] = 1
-        best = np.einsum("nd,nd->n", x, centres[s_user, 0])
-        for j in range(1, K2):
-            far = _segment_argext(best, s_user, n, largest=False)
-            grow = (far >= 0) & (n_seeds == j)
-            grow[grow] = best[far[grow]] < p.threshold
-            if not grow.any():
-                break
-            centres[grow, j] = x[far[grow]]
-            n_seeds[grow] = j + 1
-            upd = grow[s_user]
-            best[upd] = np.maximum(best[upd], np.einsum("nd,nd->n", x[upd], centres[s_user[upd], j]))
-
-    assign, centres = lloyd(assign, centres, n_seeds, p.iters, first_pass=True)
-    # Merge: clusters whose centres (means, far less noisy than single saves) are closer than `merge` are one
-    # interest (connected components of the user's centre graph, by label propagation over K2 slots).
-    if N and K2 > 1:
-        gram = np.einsum("ukd,ujd->ukj", centres, centres)
-        slot_live = np.arange(K2)[None, :] < n_seeds[:, None]
-        adj = (gram > p.merge) & slot_live[:, :, None] & slot_live[:, None, :]
-        label = np.broadcast_to(np.arange(K2), (n, K2)).copy()
-        for _ in range(K2):
-            new = np.where(adj, label[:, None, :], K2).min(axis=2)
-            new = np.minimum(new, label)
-            if np.array_equal(new, label):
-                break
-            label = new
-        assign = label[s_user, assign]
-        centres = recentre(assign, centres)
-        assign, centres = lloyd(assign, centres, n_seeds, p.iters, live=label == np.arange(K2)[None, :])
+    counts = np.bincount(s_user, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    length = np.where(counts > 0, 2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64), 0)
+    for L in np.unique(length[length > 0]).tolist():
+        bucket = np.flatnonzero(length == L)
+        step = max(1, (1 << 18) // L)  # about 2^18 padded saves per block
+        for lo in range(0, len(bucket), step):
+            us = bucket[lo : lo + step]
+            valid = np.arange(L)[None, :] < counts[us][:, None]
+            idx = np.where(valid, starts[us][:, None] + np.arange(L)[None, :], 0)
+            xb = x[idx] * valid[..., None]
+            assign[idx[valid]] = _cluster_padded(xb, valid, K2, p.threshold, p.merge, p.iters)[valid]
 
     # Noise clusters: too small both in saves and in share of the user's saves. A user whose every cluster is
     # small (a handful of scattered saves) keeps them all. Beyond the K heaviest, clusters are noise too.

@@ -91,7 +91,11 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
                 "attributes for CLIP vectors."
             ),
         )
-    raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    if Path(name).exists():  # data that is not bundled (evaluation/datasets/files.py)
+        from evaluation.datasets.files import load_dataset_path
+
+        return load_dataset_path(Path(name), seed)
+    raise ValueError(f"unknown data set {name!r}: not one of {', '.join(DATASETS)} and no file or directory")
 
 
 def recommenders(es: EvalSet, names: Sequence[str], cfg: Config, progress: bool = False) -> list[Recommender]:

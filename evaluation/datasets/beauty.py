@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from evaluation.datasets.gowalla import PublicSplit, read_user_items, to_csr
+from evaluation.datasets.gowalla import PublicSplit, to_csr
 from evaluation.protocol import binary_csr
 
 SEQUENCES_FILE = "Beauty.txt"
@@ -73,20 +73,49 @@ def read_attributes(path: Path, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     return domain, content
 
 
-def load_beauty(root: Path) -> SequenceSplit:
-    """Read `root/Beauty.txt` and `root/Beauty_item2attributes.json`; leave-last-out split."""
-    root = Path(root)
-    seq_path = root / SEQUENCES_FILE
-    if not seq_path.is_file():
-        raise FileNotFoundError(f"Amazon Beauty data missing: {seq_path} not found")
-    users, items = read_user_items(seq_path)
-    if len(users) == 0:
-        raise ValueError(f"{seq_path}: no interactions")
-    if users.min() < 1 or items.min() < 1:
-        raise ValueError(f"{seq_path}: ids are 1-based; found a 0")
-    users, items = users - 1, items - 1
+def read_sequence_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parallel int64 arrays (user_id, item_id), each user's items in file order, from S3-Rec lines
+    ``user_id item_id item_id ...`` (1-based ids, one line per user). Errors name the file and line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"missing data file {path}")
+    users: list[np.ndarray] = []
+    items: list[np.ndarray] = []
+    first_line: dict[int, int] = {}
+    with path.open() as f:
+        for line_no, line in enumerate(f, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            try:
+                ids = np.array([int(t) for t in tokens], dtype=np.int64)
+            except ValueError:
+                raise ValueError(f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}") from None
+            if (ids < 1).any():
+                raise ValueError(f"{path}:{line_no}: ids are 1-based; found {int(ids.min())}")
+            if len(ids) < 2:
+                raise ValueError(f"{path}:{line_no}: user {ids[0]} has no items")
+            user = int(ids[0])
+            if user in first_line:
+                raise ValueError(f"{path}:{line_no}: user {user} already has a line ({first_line[user]})")
+            first_line[user] = line_no
+            users.append(np.full(len(ids) - 1, user, dtype=np.int64))
+            items.append(ids[1:])
+    if not users:
+        raise ValueError(f"{path}: no interactions")
+    return np.concatenate(users), np.concatenate(items)
+
+
+def load_sequence_file(path: Path, attributes: Path | None = None, name: str | None = None) -> SequenceSplit:
+    """A sequence file in the S3-Rec format (one user per line, items oldest first, 1-based ids) and
+    optionally its item -> attribute ids JSON; leave-last-out split (see SequenceSplit). Without
+    attributes, `domain` and `content` are None."""
+    path = Path(path)
+    users, items = read_sequence_lines(path)
+    # Users in file order; rows are user_id - 1 as in the published files.
+    order = np.argsort(users, kind="stable")
+    users, items = users[order] - 1, items[order] - 1
     n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
-    # Place of each interaction counted from the end of its user's sequence (read in file order).
+    # Place of each interaction counted from the end of its user's sequence.
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     lengths = np.diff(np.r_[starts, len(users)])
     from_end = np.repeat(starts + lengths, lengths) - np.arange(len(users))  # 1 = last
@@ -95,15 +124,24 @@ def load_beauty(root: Path) -> SequenceSplit:
     # A repeated item keeps its newest place.
     position = binary_csr(users[train], items[train], (n_users, n_items), from_end[train] - 1)
     position.data = -position.data
-    domain, content = read_attributes(root / ATTRIBUTES_FILE, n_items)
+    domain, content = read_attributes(attributes, n_items) if attributes is not None else (None, None)
     return SequenceSplit(
         train=to_csr(users[train], items[train], n_users, n_items),
         test=to_csr(users[last], items[last], n_users, n_items),
         n_users=n_users,
         n_items=n_items,
-        name="beauty",
+        name=name or path.stem,
         validation=to_csr(users[second], items[second], n_users, n_items),
         position=position,
         domain=domain,
         content=content,
     )
+
+
+def load_beauty(root: Path) -> SequenceSplit:
+    """Read `root/Beauty.txt` and `root/Beauty_item2attributes.json`; leave-last-out split."""
+    root = Path(root)
+    seq_path = root / SEQUENCES_FILE
+    if not seq_path.is_file():
+        raise FileNotFoundError(f"Amazon Beauty data missing: {seq_path} not found")
+    return load_sequence_file(seq_path, root / ATTRIBUTES_FILE, name="beauty")

@@ -15,9 +15,13 @@ from graphrec.app.commands.context import Context, pass_ctx
 @click.option(
     "--dataset",
     "datasets",
-    type=click.Choice(["demo", "gowalla", "beauty"]),
+    metavar="NAME|PATH",
     multiple=True,
-    help="Data set(s) to evaluate on; repeat for several (default: demo, the database's tables).",
+    help=(
+        "Data set(s) to evaluate on, repeat for several: demo (the database's tables, the default), gowalla, "
+        "beauty, or a path: a directory with train.txt and test.txt (LightGCN format) or a sequence file "
+        "(S3-Rec format, <stem>_item2attributes.json beside it when present)."
+    ),
 )
 @click.option("--split-at", metavar="DATE", help="Split time T, ISO date or date-time UTC [evaluate.split_at].")
 @click.option(

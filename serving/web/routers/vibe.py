@@ -46,6 +46,25 @@ class RunColumn:
     def fallbacks(self) -> int:
         return sum(1 for p in self.picks if p["is_fallback"])
 
+    @property
+    def interests(self) -> list[dict[str, Any]]:
+        """The user's interests these picks serve (from each reason's `interest`), heaviest first, each with
+        its picks counted; `label_interests` numbers the picks' interests to match."""
+        seen: dict[int, dict[str, Any]] = {}
+        for p in self.picks:
+            it = p.get("interest")
+            if it is not None:
+                group = seen.setdefault(it["good_id"], {**it, "picks": 0})
+                group["picks"] += 1
+        return sorted(seen.values(), key=lambda g: (-(g.get("weight") or 0.0), g["good_id"]))
+
+    def label_interests(self) -> None:
+        """Give each pick the place of its interest in `interests` (p["interest_index"], 1-based; None)."""
+        index = {g["good_id"]: i + 1 for i, g in enumerate(self.interests)}
+        for p in self.picks:
+            it = p.get("interest")
+            p["interest_index"] = index.get(it["good_id"]) if it is not None else None
+
 
 def reason_good_id(detail: Any) -> int | None:
     """The saved good a pick's reason points at, if its structured reason names one."""
@@ -54,6 +73,14 @@ def reason_good_id(detail: Any) -> int | None:
             value = detail.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
+    return None
+
+
+def pick_interest(detail: Any) -> dict[str, Any] | None:
+    """The interest a pick's structured reason names (serving.reasons: detail["interest"]), or None."""
+    it = detail.get("interest") if isinstance(detail, dict) else None
+    if isinstance(it, dict) and isinstance(it.get("good_id"), int) and not isinstance(it.get("good_id"), bool):
+        return it
     return None
 
 
@@ -157,6 +184,10 @@ async def user_page(
             p["reason_good_id"] = reason_good_id(p["reason_detail"])
             if p["reason_good_id"] is not None:
                 wanted.add(p["reason_good_id"])
+            p["interest"] = pick_interest(p["reason_detail"])
+            if p["interest"] is not None:
+                wanted.add(p["interest"]["good_id"])
+        column.label_interests()
     goods = {g["id"]: g for g in await fetch(pool, "goods", {"ids": sorted(wanted)})} if wanted else {}
 
     # Where the two runs agree: rank of each good in the other column.

@@ -542,3 +542,22 @@ def user_interests(ctx: ForYouContext) -> UserInterests:
 
     result: UserInterests = ctx.memo("interests", make)
     return result
+
+
+def pick_interests(
+    interests: UserInterests, users: np.ndarray, slots: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a pick's reason says about its interest: for user_idx `users` [n] and interest slots [n, k] (-1
+    none), (medoid good_idx int64 [n, k], main domain_idx int64 [n, k], weight float32 [n, k]); -1 / 0 where a
+    pick serves no interest. serving.reasons.explain(interest=(medoid good_id, domain name, weight)) words it."""
+    slots = np.asarray(slots, dtype=np.int64)
+    rows = rows_of(interests, users)
+    ok = (slots >= 0) & (rows >= 0)[:, None] & (slots < interests.row.shape[1])
+    flat = np.where(ok, interests.row[np.maximum(rows, 0)[:, None], np.where(ok, slots, 0)], -1)
+    ok &= flat >= 0
+    medoid = (
+        np.where(ok, interests.medoid[np.maximum(flat, 0)], -1) if len(interests.owner) else np.full(slots.shape, -1)
+    )
+    domain = np.where(ok, interests.domains[np.maximum(flat, 0), 0], -1) if len(interests.owner) else medoid
+    weight = np.where(ok, interests.weight[np.maximum(rows, 0)[:, None], np.where(ok, slots, 0)], 0.0)
+    return medoid.astype(np.int64), domain.astype(np.int64), weight.astype(np.float32)

@@ -223,3 +223,16 @@ def test_retrieval_per_interest_covers_every_taste_where_one_user_vector_does_no
     one_vector = [g for g in one_vector if g not in set(goods)][:40]
     assert len(set(style[one_vector].tolist())) < 4
     assert user_interests(ctx) is user_interests(ctx)  # found once per context
+
+
+def test_pick_interests_give_the_reason_its_medoid_domain_and_weight() -> None:
+    from serving.foryou.interests import pick_interests
+
+    vecs, style, domain = catalogue()
+    saves = saves_of([four_taste_user(style, PLANTED), []], len(style))
+    ui = find_interests(saves, vecs, domain=domain, params=InterestParams(dim=0))
+    medoid, dom, weight = pick_interests(ui, np.array([0, 1]), np.array([[1, -1, 0], [0, 0, -1]]))
+    assert style[medoid[0, 0]] == 1 and medoid[0, 1] == -1 and style[medoid[0, 2]] == 0
+    assert dom[0, 0] in (2, 3) and dom[0, 1] == -1
+    np.testing.assert_allclose(weight[0], [0.3, 0.0, 0.4], atol=1e-6)
+    assert (medoid[1] == -1).all() and (weight[1] == 0).all()  # user 1 saved nothing: no interests

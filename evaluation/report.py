@@ -188,6 +188,21 @@ def _source_table(result: EvalResult) -> list[str]:
     return out
 
 
+def _chosen_settings(result: EvalResult) -> list[str]:
+    """One line per row whose fit chose its settings on a validation window (the peers)."""
+    out = []
+    for row in result.rows:
+        d = row.details
+        if row.error or "chosen" not in d:
+            continue
+        settings = ", ".join(f"{k} {v}" for k, v in d["chosen"].items())
+        out.append(
+            f"- {row.name}: {settings} (validation recall@20 {_fmt(d.get('val'))} on {d.get('validation', '?')}, "
+            f"{len(d.get('history', []))} checks)"
+        )
+    return out
+
+
 def _reading(result: EvalResult) -> list[str]:
     """Plain-language observations computed from the figures (never written by hand)."""
     k = max(result.ks)
@@ -370,6 +385,9 @@ def write_report(results: list[EvalResult], out: Path, meta: dict[str, Any]) -> 
         sources = _source_table(r)
         if sources:
             md += ["### Where the picks came from", ""] + sources
+        chosen = _chosen_settings(r)
+        if chosen:
+            md += ["### Settings chosen on validation", ""] + chosen + [""]
         md += ["### What it means", ""] + _reading(r) + [""]
         for p in plots:
             stem = p.removeprefix(prefix)

@@ -3,6 +3,8 @@ planted world they find each user's block (random does not)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,6 +12,7 @@ import scipy.sparse as sp
 from evaluation import peers as P
 from evaluation.evaluator import Recommender, evaluate
 from evaluation.protocol import EvalSet, TrainData, binary_csr, from_public
+from evaluation.report import write_report
 
 pytest.importorskip("implicit")
 
@@ -72,7 +75,7 @@ def test_validation_window_is_the_newest_saves_and_never_the_fit() -> None:
     ],
     ids=["als", "bpr"],
 )
-def test_peer_rows_find_the_planted_blocks(row: Recommender) -> None:
+def test_peer_rows_find_the_planted_blocks(row: Recommender, tmp_path: Path) -> None:
     es = _blocks()
 
     def random_fit(train: TrainData):
@@ -89,6 +92,8 @@ def test_peer_rows_find_the_planted_blocks(row: Recommender) -> None:
     chosen = peer.details["chosen"]
     assert peer.details["validation"].startswith("the newest") and chosen["iterations"] in (5, 10, 30, 60)
     assert len(peer.details["history"]) == 4  # 2 settings x 2 checkpoints
+    write_report([result], tmp_path, {"run": "t"})
+    assert f"- {peer.name}: factors 8" in (tmp_path / "report.md").read_text()
 
 
 def test_search_keeps_the_best_setting_per_axis(monkeypatch: pytest.MonkeyPatch) -> None:

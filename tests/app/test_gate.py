@@ -107,5 +107,6 @@ def test_validation_scores_match_training_validation_for_vector_scores() -> None
         seen=seen,
         candidates=candidates,
     )
-    u, g = rng.standard_normal((n_users, 8)), rng.standard_normal((n_goods, 8))
+    u = rng.standard_normal((n_users, 8)).astype(np.float32)
+    g = rng.standard_normal((n_goods, 8)).astype(np.float32)
     assert gate.validation_scores(lambda users: u[users] @ g.T, split) == validation_metrics(u, g, split)

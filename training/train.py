@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextmanager
+def deterministic_ops() -> Iterator[None]:
+    """torch's deterministic kernels for the block, the previous setting restored after.
+
+    The backward of indexing with repeated indices (`emb[u_loc]`, a user with several saves in a batch) is an
+    index_put_ with accumulate, which on CPU adds from several threads in whatever order they run: two fits
+    with one seed then differed by ~1e-7 and a few near-tied picks swapped. The deterministic kernel sorts
+    the indices first.
+    """
+    before, warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 def fit(
     data: HeteroData, id_maps: IdMaps, manifest: dict[str, Any], cfg: TrainConfig, *, progress: bool = True
 ) -> Trained:
@@ -67,7 +89,8 @@ def fit(
         len(split.val_users),
         split.val_truth.nnz,
     )
-    fitted = model.fit(split, cfg, progress=progress)
+    with deterministic_ops():
+        fitted = model.fit(split, cfg, progress=progress)
     meta = CheckpointMeta(
         kind=model.kind,
         version=new_version(model.kind),

@@ -19,10 +19,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from graphrec.core.config import DatabaseConfig
+from graphrec.core.sql import load_queries
 
 log = logging.getLogger(__name__)
 
 URL_ENV = "GRAPHREC_DATABASE_URL"
+
+Q = load_queries("graphrec.core", "queries.sql")
 
 # graphrec's connections hand out rows as dicts.
 Connection = psycopg.Connection[dict[str, Any]]
@@ -45,7 +48,7 @@ def embedded_server_url(data_dir: str | Path, database: str = "postgres") -> str
         server = pgserver.get_server(path, cleanup_mode=None)
     if database != "postgres":
         with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+            exists = conn.execute(Q["database_exists"], {"name": database}).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return server.get_uri(database)
@@ -120,22 +123,15 @@ def migrations() -> list[Migration]:
     return found
 
 
-_LEDGER = """
-CREATE TABLE IF NOT EXISTS graphrec_migrations (
-    version integer PRIMARY KEY,
-    name text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-
 # Any fixed number works; it only has to be the same for every graphrec process.
 _MIGRATION_LOCK = 7_350_001
 
 
 def applied_versions(conn: Connection) -> dict[int, str]:
-    exists = conn.execute("SELECT to_regclass('graphrec_migrations') AS t").fetchone()
+    exists = conn.execute(Q["migration_ledger_exists"]).fetchone()
     if not exists or exists["t"] is None:
         return {}
-    rows = conn.execute("SELECT version, name FROM graphrec_migrations ORDER BY version").fetchall()
+    rows = conn.execute(Q["applied_migrations"]).fetchall()
     return {r["version"]: r["name"] for r in rows}
 
 
@@ -143,24 +139,21 @@ def migrate(conn: Connection) -> list[Migration]:
     """Apply the migrations not yet recorded, each in its own transaction. Returns those applied."""
     applied: list[Migration] = []
     with conn.transaction():
-        conn.execute(_LEDGER)
+        conn.execute(Q["create_migration_ledger"])
     for mig in migrations():
         with conn.transaction():
             # Serialise concurrent `db init`s: the second waits, then sees the version recorded.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            done = conn.execute("SELECT 1 FROM graphrec_migrations WHERE version = %s", (mig.version,))
+            conn.execute(Q["migration_lock"], {"key": _MIGRATION_LOCK})
+            done = conn.execute(Q["migration_applied"], {"version": mig.version})
             if done.fetchone():
                 continue
             log.info("applying migration %04d_%s", mig.version, mig.name)
             conn.execute(mig.sql.encode())
-            conn.execute(
-                "INSERT INTO graphrec_migrations (version, name) VALUES (%(v)s, %(n)s)",
-                {"v": mig.version, "n": mig.name},
-            )
+            conn.execute(Q["record_migration"], {"version": mig.version, "name": mig.name})
             applied.append(mig)
     return applied
 
 
 def has_pgvector(conn: Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+    row = conn.execute(Q["has_pgvector"]).fetchone()
     return row is not None

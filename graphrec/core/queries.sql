@@ -1,4 +1,34 @@
--- The core's queries: the job lock and the run ledger (graphrec_runs, graphrec_current; see migration 0003).
+-- The core's queries: the migration runner (graphrec.core.db), the job lock and the run ledger (graphrec.core.runs;
+-- graphrec_runs and graphrec_current, see migration 0003).
+
+-- name: database_exists
+SELECT 1 FROM pg_database WHERE datname = %(name)s;
+
+-- name: create_migration_ledger
+CREATE TABLE IF NOT EXISTS graphrec_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migration_ledger_exists
+SELECT to_regclass('graphrec_migrations') AS t;
+
+-- name: applied_migrations
+SELECT version, name FROM graphrec_migrations ORDER BY version;
+
+-- name: migration_lock
+-- Serialises concurrent `db init`s: the second waits for the first's transaction, then sees its versions.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: migration_applied
+SELECT 1 FROM graphrec_migrations WHERE version = %(version)s;
+
+-- name: record_migration
+INSERT INTO graphrec_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: has_pgvector
+SELECT 1 FROM pg_extension WHERE extname = 'vector';
 
 -- name: try_lock
 -- A session advisory lock: released when the session ends, so a killed job drops it with its connection.

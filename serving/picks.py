@@ -35,6 +35,10 @@ class Picks:
     eligible: int  # eligible users asked for (served or not)
     unknown_users: int  # served users the model has no vector for (all fallbacks)
     unknown_goods: int  # goods without a vector (new since training, for a transductive model)
+    # The user's interest each pick serves (For You, serving/foryou/interests.py): the good_idx of the saved good
+    # that stands for it (its medoid), -1 none, and the interest's weight; None when the picks carry no interests.
+    interest_good: np.ndarray | None = None  # int64 [n, k]
+    interest_weight: np.ndarray | None = None  # float32 [n, k]
 
     def counts(self, min_picks: int, num_goods: int) -> dict[str, float]:
         per_user = (self.picks >= 0).sum(axis=1)
@@ -197,7 +201,8 @@ class PickRows:
 
 def label_ids(p: Picks, rows: ServingRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(good_ids, collection_ids, user_ids) whose titles or names the reasons need."""
-    goods = rows.good_id[np.unique(p.anchor[p.anchor >= 0])]
+    named = p.anchor if p.interest_good is None else np.concatenate([p.anchor.ravel(), p.interest_good.ravel()])
+    goods = rows.good_id[np.unique(named[named >= 0])]
     collections = np.unique(_anchor_collections(p, rows))
     users = rows.user_id[np.unique(p.via_user[p.via_user >= 0])]
     return goods, collections[collections >= 0], users
@@ -236,6 +241,13 @@ def to_rows(p: Picks, rows: ServingRows, labels: reasons.Labels, cfg: RecommendC
     via_id = np.where(via >= 0, rows.user_id[np.maximum(via, 0)], -1).tolist()
     dom_l = dom.tolist()
     cosine_l = p.cosine[ui, jj].tolist()
+    if p.interest_good is not None:
+        ig = p.interest_good[ui, jj]
+        iw = (p.interest_weight[ui, jj] if p.interest_weight is not None else np.zeros(len(ig))).tolist()
+        ig_id = np.where(ig >= 0, rows.good_id[np.maximum(ig, 0)], -1).tolist()
+        ig_dom = np.where(ig >= 0, rows.good_domain[np.maximum(ig, 0)], -1).tolist()
+    else:
+        ig_id, ig_dom, iw = [-1] * len(g), [-1] * len(g), [0.0] * len(g)
     g_l = g.tolist()
     user_l = p.users[ui].tolist()
     names = rows.domain_names.tolist()
@@ -260,6 +272,7 @@ def to_rows(p: Picks, rows: ServingRows, labels: reasons.Labels, cfg: RecommendC
             pick_domain=names[d] if d >= 0 else None,
             user_domains=domains,
             popular_saves=p.popular_saves.get(g_l[k]),
+            interest=(ig_id[k], names[ig_dom[k]] if ig_dom[k] >= 0 else None, iw[k]) if ig_id[k] >= 0 else None,
         )
         words, js = reasons.render(why, labels, cfg.popular_days)
         reason.append(words)

@@ -45,3 +45,34 @@ def test_without_an_interest_the_reason_is_unchanged() -> None:
     assert "interest" not in json.loads(js)
     words, _ = reasons.render(_why((12, None, 1.0)), LABELS, 7)
     assert words.endswith("for your interest: good 12")
+
+
+def test_picks_carrying_interests_name_them_in_their_rows(world) -> None:  # noqa: ANN001 (fixture)
+    import dataclasses
+
+    import numpy as np
+
+    from graphrec.core import db
+    from graphrec.core.config import RecommendConfig
+    from serving import picks as P
+    from serving import reads
+
+    cfg = RecommendConfig(picks_per_user=10)
+    with db.connect(world.url) as conn:
+        rows = reads.read_rows(conn, cfg.repeat_days)
+        p = P.make_picks(world.emb, rows, cfg, min_goods=10)
+        # Every pick of the first served user serves the interest standing for their first saved good.
+        medoid = int(rows.good_idx(np.array([world.saves[int(rows.user_id[p.users[0]])][0]]))[0])
+        ig = np.full(p.picks.shape, -1, np.int64)
+        ig[0, p.picks[0] >= 0] = medoid
+        p = dataclasses.replace(p, interest_good=ig, interest_weight=np.full(p.picks.shape, 0.5, np.float32))
+        labels = reads.read_labels(conn, *P.label_ids(p, rows))
+        pr = P.to_rows(p, rows, labels, cfg)
+    first = pr.user_id == rows.user_id[p.users[0]]
+    medoid_id = int(rows.good_id[medoid])
+    assert first.any()
+    for i in np.flatnonzero(first):
+        d = json.loads(pr.reason_detail[i])
+        assert d["interest"]["good_id"] == medoid_id and d["interest"]["weight"] == 0.5
+        assert pr.reason[i].endswith(f"for your interest: good {medoid_id}, shop{medoid_id % 10}.com")
+    assert all("interest" not in json.loads(pr.reason_detail[i]) for i in np.flatnonzero(~first))

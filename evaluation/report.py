@@ -169,7 +169,7 @@ def _source_table(result: EvalResult) -> list[str]:
     k = max(result.ks)
     out: list[str] = []
     for row in result.rows:
-        if row.error or not row.sources:
+        if row.error or len(row.sources) < 2:  # one source supplied everything: nothing to split
             continue
         out += [
             f"Row **{row.name}**, every user's top {k}: which candidate source supplied each pick, and each hit "

@@ -124,14 +124,13 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
 
         def pipeline_row(with_ranker: bool) -> Any:
             def fit(train: Any) -> ScoreFn:
-                from serving.foryou.pipeline import for_you, lists_score_fn
+                from serving.foryou.pipeline import for_you
 
                 check(train)
                 ctx, r = base().ctx, ranker() if with_ranker else None
 
-                def score(users: np.ndarray) -> np.ndarray:
-                    lists = for_you(ctx, users, EVAL_DEPTH, r, cfg.foryou.ranker_threads)
-                    return lists_score_fn(lists, train.n_goods)(users)
+                def score(users: np.ndarray) -> Any:
+                    return _ranked(for_you(ctx, users, EVAL_DEPTH, r, cfg.foryou.ranker_threads), users)
 
                 return score
 
@@ -139,19 +138,18 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
 
         def source_row(name: str) -> Any:
             def fit(train: Any) -> ScoreFn:
-                from serving.foryou.pipeline import lists_score_fn
+                from serving.foryou.pipeline import PICK_SOURCES
 
                 check(train)
                 ctx = base().ctx
                 src = make_source(name)
 
-                def score(users: np.ndarray) -> np.ndarray:
+                def score(users: np.ndarray) -> Any:
                     from serving.foryou.pipeline import ForYouLists
 
                     c = src.candidates(ctx, users, EVAL_DEPTH)
-                    z = np.zeros(c.goods.shape, np.int8)
-                    lists = ForYouLists(c.users, c.goods, c.scores, z, c.via, c.via * 0 - 1)
-                    return lists_score_fn(lists, train.n_goods)(users)
+                    code = np.full(c.goods.shape, PICK_SOURCES.index(name), np.int8)
+                    return _ranked(ForYouLists(c.users, c.goods, c.scores, code, c.via, c.via * 0 - 1), users)
 
                 return score
 
@@ -168,16 +166,32 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
                 "for_you_fusion",
                 "For You without the ranker: reciprocal-rank fusion of the sources' candidates",
                 pipeline_row(False),
-                "model",
+                "ablation",
             ),
         ]
         probe = ForYouContext.build(arrays(), cfg.foryou, graph_filter=lambda u: u, model=None)
         names = active_sources(probe, cfg.foryou.sources) + (("model",) if "model" in cfg.foryou.sources else ())
         for name in dict.fromkeys(names):
-            out.append(Recommender(f"src_{name}", f"For You source {name} alone", source_row(name), "model"))
+            out.append(Recommender(f"src_{name}", f"For You source {name} alone", source_row(name), "ablation"))
         return out
 
     return rows
+
+
+def _ranked(lists: Any, users: np.ndarray) -> Any:
+    """ForYouLists as the evaluator's RankedLists for `users` (in that order): picks and each pick's source
+    name, so the report counts the picks and hits each source supplied."""
+    from evaluation.evaluator import RankedLists
+    from serving.foryou.pipeline import PICK_SOURCES
+
+    row = {int(u): i for i, u in enumerate(np.asarray(lists.users).tolist())}
+    at = np.array([row.get(int(u), -1) for u in np.asarray(users).tolist()], dtype=np.int64)
+    goods = np.full((len(at), lists.goods.shape[1]), -1, np.int64)
+    code = np.full(goods.shape, -1, np.int64)
+    goods[at >= 0] = lists.goods[at[at >= 0]]
+    code[at >= 0] = lists.source[at[at >= 0]]
+    names = np.array((*PICK_SOURCES, ""), dtype=object)  # index -1: padding
+    return RankedLists(goods, names[np.where(goods >= 0, code, -1)])
 
 
 # --- graphrec train / recommend ------------------------------------------------------------------------

@@ -293,11 +293,9 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
             fallback.FOLLOWEE,
             np.where(lists.source[:, :k] == popular, fallback.POPULAR, fallback.MODEL),
         ).astype(picks.source.dtype)
-        via = np.where(
-            (lists.source[:, :k] == followees) & (lists.via[:, :k] >= 0),
-            g2s_user[np.maximum(lists.via[:, :k], 0)],
-            -1,
-        )
+        # A followee pick's via is a user_idx (other sources' are good_idx): map only those.
+        is_followee = (lists.source[:, :k] == followees) & (lists.via[:, :k] >= 0)
+        via = np.where(is_followee, g2s_user[np.where(is_followee, lists.via[:, :k], 0)], -1)
         full = (goods_s >= 0).sum(axis=1) >= rc.min_picks
         rows_known = np.flatnonzero(known)[full]
         width = goods_s.shape[1]

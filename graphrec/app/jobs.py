@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from graphrec.app import gate
+from graphrec.app.foryou import for_you_picks
 from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
 from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
@@ -53,8 +54,9 @@ class RecommendResult:
         }
 
 
-def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embeddings:
-    """Graph as of now from the database, embedded with the CURRENT model."""
+def _load_current_embeddings(cfg: Config, url: str, stages: Stages, keep: dict[str, Any] | None = None) -> Embeddings:
+    """Graph as of now from the database, embedded with the CURRENT model. `keep` (when given) receives the
+    graph, its as-of time and the checkpoint directory, for the For You pipeline."""
     with stages.stage("import"):  # torch and PyG take seconds to import; count them
         from etl.load import load_graph
         from training.checkpoint import load_trained
@@ -74,6 +76,8 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages) -> Embedding
     with db.connect(url) as conn:
         graph = load_graph(conn, cfg.graph, stages=stages)  # stages "read_tables" and "build_graph"
     data, id_maps = graph.data, graph.id_maps
+    if keep is not None:
+        keep.update(data=data, id_maps=id_maps, as_of=graph.report.as_of, checkpoint=checkpoint)
     del graph
     with stages.stage("embed", model=trained.version, kind=trained.kind):
         emb = embed(trained, data, id_maps)
@@ -122,19 +126,23 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
     with runs.job(url, "recommend", stages) as job:
         conn = job.conn
         run_id = job.run_id = runs.new_run_id(conn)
+        graph: dict[str, Any] = {}
         runs.set_activity(conn, f"graphrec recommend run {run_id}")
         log.info("recommend run %d started", run_id, extra={"run_id": run_id})
         if embeddings_path is not None:
             with stages.stage("load_embeddings"):
                 emb = Embeddings.load(Path(embeddings_path))
         else:
-            emb = _load_current_embeddings(cfg, url, stages)
+            emb = _load_current_embeddings(cfg, url, stages, keep=graph)
         model_version = job.model_version = emb.model_version
         with stages.stage("save_embeddings"):
             emb.save(run_embeddings_path(cfg.artifacts, run_id))
         with stages.stage("read_rows"):
             rows = reads.read_rows(conn, rc.repeat_days)
         picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, stages=stages)
+        if graph and cfg.foryou.ranker:
+            # The For You pipeline replaces the lists of the users it serves (when a ranker is beside the model).
+            picks = for_you_picks(cfg, graph, emb, rows, picks, stages)
         with stages.stage("render"):
             labels = reads.read_labels(conn, *P.label_ids(picks, rows))
             pick_rows = P.to_rows(picks, rows, labels, rc)

@@ -30,6 +30,8 @@ PAIR_FEATURES = (
     "clip_mean",
     "model_cos",
     "user_saves",
+    "interest_share",
+    "n_interests",
 )
 # Newest saves whose CLIP vectors clip_max compares with.
 CLIP_ANCHORS = 20
@@ -174,6 +176,17 @@ def features(ctx: ForYouContext, cs: CandidateSet, blocks: dict[str, np.ndarray]
     else:
         cols.append(np.full(n, np.nan, np.float32))
     cols.append(np.log1p(a.saves_per_user()[users][row]).astype(np.float32))
+    # The weight of the user's interest the good falls in (serving.foryou.interests; 0 when it serves none).
+    from serving.foryou.interests import good_interest, interest_vectors, rows_of, user_interests
+
+    ui = user_interests(ctx)
+    slot = good_interest(ui, users[row], good, interest_vectors(ctx))
+    urow = rows_of(ui, users)[row]
+    has = (slot >= 0) & (urow >= 0)
+    share = np.zeros(n, np.float32)
+    share[has] = ui.weight[urow[has], slot[has]]
+    cols.append(share)
+    cols.append(np.where(urow >= 0, ui.count[np.maximum(urow, 0)], 0).astype(np.float32))
     return np.stack(cols, axis=1).astype(np.float32) if n else np.zeros((0, len(cols)), np.float32)
 
 

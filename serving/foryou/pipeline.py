@@ -1,5 +1,6 @@
 """For You lists: every source's candidates -> their union -> features -> the ranker (or, without one, a
-reciprocal-rank fusion of the sources' ranks) -> the domain cap and MMR -> a popularity top-up.
+reciprocal-rank fusion of the sources' ranks) -> calibration to the user's interests inside the domain cap,
+then MMR (calibrate.final_list) -> a popularity top-up.
 
 The same function serves `graphrec recommend` (the graph as of now) and the evaluate row `for_you` (the graph
 as of the split time): the app builds the context and calls `for_you`.
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.foryou.calibrate import final_list
 from serving.foryou.context import DAY, ForYouContext, ScoreFn
 from serving.foryou.features import CandidateSet, candidate_batch
 from serving.foryou.ranker import BATCH, Ranker, active_sources
 from serving.foryou.sources import SOURCE_NAMES, make_source
 from serving.foryou.sources.base import batches
-from serving.rerank import rerank
 
 # A pick's source code is its position here; "popular" is the top-up for users short of candidates.
 PICK_SOURCES: tuple[str, ...] = (*SOURCE_NAMES, "popular")
@@ -92,7 +93,8 @@ def for_you(
         cand_score = np.full((b, RERANK_POOL), -np.inf, np.float64)
         cand[r, p] = cs.good[idx]
         cand_score[r, p] = score[idx]
-        picked = rerank(cand, cand_score, a.content, a.domain, k, cfg.diversity, cfg.max_per_domain)
+        # Calibrated to the user's interest mix inside the domain cap, then MMR (serving.foryou.calibrate).
+        picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k)
         # Look the chosen goods up again for their score, source, via and interest.
         key = cs.row.astype(np.int64) * a.n_goods + cs.good
         sort_key = np.argsort(key)
@@ -105,7 +107,7 @@ def for_you(
             out_s[rows] = np.where(ok, score[at], -np.inf)
             out_src[rows] = np.where(ok, src[at], POPULAR)
             out_via[rows] = np.where(ok, via[at], -1)
-            out_int[rows] = np.where(ok, cs.interest[at], -1)
+            out_int[rows] = np.where(ok, picked_interest, -1)
     _top_up(ctx, users, out_g, out_s)
     return ForYouLists(users, out_g, out_s, out_src, out_via, out_int)
 

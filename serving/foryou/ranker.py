@@ -142,20 +142,42 @@ def fit_ranker(
 
     started = time.perf_counter()
     cut = training_cut(arrays, cfg.label_share) if cut is None else int(cut)
-    past = arrays.as_of_time(cut)
-    labels = label_matrix(arrays, cut)
-    users = np.flatnonzero(past.eligible() & (np.diff(labels.indptr) > 0))
-    if len(users) == 0:
-        raise ValueError(f"no eligible user saved anything after the ranker's cut {cut}")
+    first_cut = cut
     rng = np.random.default_rng(cfg.seed)
-    if len(users) > cfg.ranker_users:
-        users = np.sort(rng.choice(users, cfg.ranker_users, replace=False))
-    gf = graph_filter_fit(past.saves) if graph_filter_fit is not None else None
-    ctx = ForYouContext.build(past, cfg, graph_filter=gf, model=model)
-    sources = active_sources(ctx, cfg.sources)
-    t0 = time.perf_counter()
-    x, y, groups = training_data(ctx, labels, users, sources)
-    features_s = time.perf_counter() - t0
+    sources: tuple[str, ...] = ()
+    xs, ys, gs = [], [], []
+    features_s = 0.0
+    # Window i (0 = newest): features as of cut_i, labels = the saves in (cut_i, end_i]. Older windows add
+    # training users; only the newest has the model's vectors (they are computed as of that cut).
+    end = arrays.as_of
+    n_windows = 1 if model is not None else max(1, cfg.ranker_windows)
+    for i in range(n_windows):
+        past = arrays.as_of_time(cut)
+        labels = label_matrix(arrays.as_of_time(end), cut)
+        users = np.flatnonzero((past.saves_per_user() >= cfg.ranker_min_user_saves) & (np.diff(labels.indptr) > 0))
+        if len(users) == 0:
+            if i == 0:
+                raise ValueError(f"no user with enough saves saved anything after the ranker's cut {cut}")
+            break
+        if len(users) > cfg.ranker_users:
+            users = np.sort(rng.choice(users, cfg.ranker_users, replace=False))
+        gf = graph_filter_fit(past.saves) if graph_filter_fit is not None else None
+        ctx = ForYouContext.build(past, cfg, graph_filter=gf, model=model if i == 0 else None)
+        if i == 0:
+            sources = active_sources(ctx, cfg.sources)
+        t0 = time.perf_counter()
+        x, y, g = training_data(ctx, labels, users, sources)
+        features_s += time.perf_counter() - t0
+        xs.append(x)
+        ys.append(y)
+        gs.append(g)
+        # The next window ends where this one's features start and is as long, in saves.
+        end = cut
+        older = arrays.save_time.data[arrays.save_time.data <= end]
+        if len(older) < 2:
+            break
+        cut = int(np.sort(older)[max(0, int(len(older) * (1.0 - cfg.label_share)) - 1)])
+    x, y, groups = np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
     # Early stopping on a seeded tenth of the users (inside the label window, never the evaluation's test).
     n_groups = len(groups)
     val_g = rng.random(n_groups) < 0.1 if n_groups >= 20 else np.zeros(n_groups, bool)
@@ -191,7 +213,8 @@ def fit_ranker(
     best = booster.best_score.get("valid_0", {}).get("ndcg@20") if val_g.any() else None
     gain = booster.feature_importance("gain")
     meta = {
-        "cut": cut,
+        "cut": first_cut,
+        "windows": len(xs),
         "as_of": arrays.as_of,
         "label_share": cfg.label_share,
         "users": int(n_groups),

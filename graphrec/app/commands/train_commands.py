@@ -32,7 +32,8 @@ from graphrec.app.commands.context import Context, pass_ctx
 @pass_ctx
 def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool | None) -> None:
     """Train a model on a graph artifact and save a versioned checkpoint under models/."""
-    from graphrec.core.artifacts import latest_graph_dir, models_dir
+    from graphrec.app.foryou import train_for_you_ranker
+    from graphrec.core.artifacts import current_model, latest_graph_dir, models_dir, set_current_model
     from training.loop import NonFiniteError
     from training.models import get_model
     from training.train import train_graph
@@ -48,7 +49,15 @@ def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool
         torch.set_num_threads(cfg.threads)
     try:
         graph = graph_dir if graph_dir is not None else latest_graph_dir(ctx.config.artifacts)
-        run = train_graph(graph, models_dir(ctx.config.artifacts), cfg, promote=promote, progress=sys.stderr.isatty())
+        models = models_dir(ctx.config.artifacts)
+        if promote is None:
+            promote = current_model(models) is None
+        # CURRENT moves only once the For You ranker is saved beside the checkpoint too.
+        run = train_graph(graph, models, cfg, promote=False, progress=sys.stderr.isatty())
+        ranker = train_for_you_ranker(ctx.config, graph, run)
+        if promote:
+            set_current_model(models, run.trained.version)
+            run = dataclasses.replace(run, promoted=True)
     except (FileNotFoundError, ValueError, NonFiniteError) as e:
         raise click.ClickException(str(e)) from None
     meta = run.trained.meta
@@ -57,6 +66,12 @@ def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool
         click.echo(f"  validation {key}: {value:.4f}" if isinstance(value, float) else f"  validation {key}: {value}")
     click.echo(f"  train time: {meta.train_s:.1f} s")
     click.echo(f"  checkpoint: {run.checkpoint}")
+    if ranker is not None:
+        m = ranker.meta
+        click.echo(
+            f"  for_you ranker: {m['users']} users, {m['rows']} candidates, {m['rounds']} rounds, "
+            f"{m['train_s']:.1f} s (ranker.txt beside the checkpoint)"
+        )
     click.echo("  promoted to CURRENT" if run.promoted else "  not promoted (CURRENT unchanged)")
 
 

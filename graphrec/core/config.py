@@ -91,9 +91,14 @@ class TrainConfig:
     # Validation window just before the split point, as a share of the saves.
     val_share: float = 0.1
     seed: int = 0
-    # torch threads for `graphrec train` (0: torch's default). One thread: on a shared 2-core box, two
-    # threads contending with other work made a PinSage step ~8x slower than one thread.
-    threads: int = 1
+    # PinSage-lite: goods with at least this many training saves get their own learned id embedding beside
+    # the CLIP projection (the rest, and goods new since training, share the zero "unknown" row; 0: no ids).
+    id_min_saves: int = 2
+    # PinSage-lite: the good's popularity (log1p save count, and recency-weighted) as a learned input.
+    degree_features: bool = True
+    # torch threads for `graphrec train` and evaluate's fits (0: torch's default). Both cores of the 2-core
+    # box; set 1 when other heavy work shares the machine (contention made a PinSage step ~8x slower).
+    threads: int = 2
 
 
 @dataclass(frozen=True)

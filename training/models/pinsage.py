@@ -7,6 +7,14 @@ get embeddings from their features and edges alone (inductive). `num_layers` rou
 `SAGEConv` per edge type then mix in the neighborhood; the outputs are L2-normalised so a user-good score
 is a cosine.
 
+Two inputs say which goods of a style people actually re-save, which CLIP and mean-aggregated neighbours
+cannot: a learned id embedding for each good with at least `train.id_min_saves` training saves (the others,
+and goods new since training, share the all-zero "unknown" row, so they get their vector from CLIP alone),
+and with `train.degree_features` a learned projection of the good's popularity, log1p of its save count and
+of its recency-weighted save count (`good_degrees`). The map from training goods to id rows is a buffer of
+the module (`id_row`), so it travels in the checkpoint and `embed` finds each good's row through the
+checkpoint's id maps.
+
 Training (`PinSageModel.fit`) runs on user-saves-good links with neighbor sampling
 (`training.sampler.HeteroNeighborSampler`); losses BPR or sampled softmax (in-batch plus random goods,
 optionally hard negatives from the positive's domain). A batch's own supervision edges and its goods' share
@@ -35,13 +43,51 @@ from training import losses
 from training.checkpoint import Trained
 from training.features import as_mean, node_features, recency_weights, user_feature_sums
 from training.loop import Schedule, train_loop
-from training.models.base import Fitted, embeddings
+from training.models.base import Fitted, embeddings, training_index
 from training.sampler import HeteroNeighborSampler
 from training.split import VAL_METRIC, TimeSplit, validation_metrics
 
 log = logging.getLogger(__name__)
 
 EdgeType = tuple[str, str, str]
+
+DEGREE_FEATURES = 2  # log1p(save count), log1p(recency-weighted save count)
+
+
+def good_save_weights(data: HeteroData, half_life_days: float) -> Tensor:
+    """Weight of each save (graph order) in its good's recency-weighted count: 0.5 ** (age / half-life), age
+    relative to the newest save of the graph; all ones when half_life_days <= 0. float32 [E]."""
+    t = data[SAVES].time.numpy() if "time" in data[SAVES] else np.zeros(data[SAVES].num_edges, dtype=np.int64)
+    w = recency_weights(np.zeros(len(t), dtype=np.int64), t, 1, half_life_days)
+    return torch.as_tensor(w, dtype=torch.float32)
+
+
+def good_degrees(data: HeteroData, half_life_days: float) -> tuple[Tensor, Tensor]:
+    """(save count, recency-weighted save count) of every good, float32 [G] each (raw, so a batch can take
+    its own supervision saves out before `degree_input`)."""
+    n = data["good"].num_nodes
+    if SAVES not in data.edge_types:
+        return torch.zeros(n), torch.zeros(n)
+    goods = data[SAVES].edge_index[1]
+    counts = torch.zeros(n).index_add_(0, goods, torch.ones(len(goods)))
+    return counts, torch.zeros(n).index_add_(0, goods, good_save_weights(data, half_life_days))
+
+
+def degree_input(counts: Tensor, weighted: Tensor) -> Tensor:
+    """The degree features of goods: float32 [n, DEGREE_FEATURES]."""
+    return torch.stack([torch.log1p(counts.clamp(min=0)), torch.log1p(weighted.clamp(min=0))], dim=1)
+
+
+def id_rows(train_goods: np.ndarray, num_goods: int, min_saves: int) -> Tensor:
+    """Id row of each good: 1.. for goods with at least `min_saves` saves in `train_goods` (graph order),
+    0 (the shared unknown row) for the rest; all 0 when min_saves <= 0. int64 [num_goods]."""
+    rows = torch.zeros(num_goods, dtype=torch.long)
+    if min_saves <= 0:
+        return rows
+    counts = np.bincount(np.asarray(train_goods, dtype=np.int64), minlength=num_goods)
+    own = np.nonzero(counts >= min_saves)[0]
+    rows[torch.as_tensor(own)] = torch.arange(1, len(own) + 1)
+    return rows
 
 
 class PinSageLite(torch.nn.Module):
@@ -54,10 +100,17 @@ class PinSageLite(torch.nn.Module):
         embedding_dim: width d of hidden layers and outputs.
         num_layers: message-passing rounds (match the sampler's number of hops).
         dropout: dropout on hidden states during training.
+        num_train_goods: goods of the training graph (the length of the `id_row` buffer).
+        num_ids: rows of the id embedding, row 0 the shared all-zero "unknown" row (<= 1: no id embedding).
+        popularity_input: add a learned projection of the good's popularity (`good_degrees`).
 
     forward(x_dict, edge_index_dict) -> dict of float32 [n_type, d] L2-normalised embeddings, where
-    x_dict[type] is float32 [n_type, F] and edge_index_dict[edge_type] int64 [2, E] of local indices.
+    x_dict[type] is float32 [n_type, F] and edge_index_dict[edge_type] int64 [2, E] of local indices;
+    good_rows int64 [n_good] (id row of each good, 0 unknown) and good_deg float32 [n_good, 2] (log1p
+    popularity) feed the id embedding and the degree projection when the module has them.
     """
+
+    id_row: Tensor  # buffer: training good index -> id row
 
     def __init__(
         self,
@@ -67,6 +120,9 @@ class PinSageLite(torch.nn.Module):
         embedding_dim: int,
         num_layers: int,
         dropout: float = 0.0,
+        num_train_goods: int = 0,
+        num_ids: int = 0,
+        popularity_input: bool = False,
     ) -> None:
         super().__init__()
         self.node_types = tuple(node_types)
@@ -75,6 +131,13 @@ class PinSageLite(torch.nn.Module):
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
         self.dropout = dropout
+        self.num_train_goods = num_train_goods
+        self.num_ids = num_ids if num_ids > 1 else 0
+        self.popularity_input = popularity_input
+        # Training good index -> id row (0: the shared unknown row); set by fit, loaded from checkpoints.
+        self.register_buffer("id_row", torch.zeros(num_train_goods, dtype=torch.long))
+        self.id_emb = torch.nn.Embedding(self.num_ids, embedding_dim, padding_idx=0) if self.num_ids else None
+        self.deg_proj = torch.nn.Linear(DEGREE_FEATURES, embedding_dim, bias=False) if popularity_input else None
         # No bias, and inputs scaled to unit-variance components (CLIP vectors are unit-norm): otherwise
         # the biases dominate at initialisation and every node starts out with the same embedding.
         self.proj = torch.nn.Linear(feature_dim, embedding_dim, bias=False)
@@ -105,6 +168,11 @@ class PinSageLite(torch.nn.Module):
         for lin in self.out.values():
             assert isinstance(lin, torch.nn.Linear)
             lin.reset_parameters()
+        # Zero at the start: the model begins as the content-only one and learns what ids and popularity add.
+        if self.id_emb is not None:
+            torch.nn.init.zeros_(self.id_emb.weight)
+        if self.deg_proj is not None:
+            torch.nn.init.zeros_(self.deg_proj.weight)
 
     def args(self) -> dict:
         """Constructor arguments, for checkpoints."""
@@ -115,6 +183,9 @@ class PinSageLite(torch.nn.Module):
             "embedding_dim": self.embedding_dim,
             "num_layers": self.num_layers,
             "dropout": self.dropout,
+            "num_train_goods": self.num_train_goods,
+            "num_ids": self.num_ids,
+            "popularity_input": self.popularity_input,
         }
 
     def forward(
@@ -122,10 +193,17 @@ class PinSageLite(torch.nn.Module):
         x_dict: dict[str, Tensor],
         edge_index_dict: dict[EdgeType, Tensor],
         num_nodes_dict: dict[str, int] | None = None,
+        good_rows: Tensor | None = None,
+        good_deg: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """x_dict: CLIP-space inputs per node type; types only in num_nodes_dict (e.g. collections,
         whose content arrives through their edges) start from their type's learned vector alone."""
         h = {t: self.proj(x * self.input_scale) + self.type_bias[t] for t, x in x_dict.items()}
+        if "good" in h:
+            if self.id_emb is not None and good_rows is not None:
+                h["good"] = h["good"] + self.id_emb(good_rows)
+            if self.deg_proj is not None and good_deg is not None:
+                h["good"] = h["good"] + self.deg_proj(good_deg)
         for t, n in (num_nodes_dict or {}).items():
             if t not in h:
                 h[t] = self.type_bias[t].expand(n, -1)
@@ -159,6 +237,8 @@ class _Batches:
             dtype=torch.float32,
         )
         self.save_counts = torch.bincount(ei[0], minlength=g["user"].num_nodes)
+        self.good_counts, self.good_weighted = good_degrees(g, cfg.recency_half_life_days)
+        self.good_save_w = good_save_weights(g, cfg.recency_half_life_days)
         node_maps = {}
         if "collection" in g.node_types and "owner" in g["collection"]:
             node_maps["collection"] = torch.as_tensor(g["collection"].owner, dtype=torch.long)
@@ -191,6 +271,9 @@ class _Batches:
         tot.index_add_(0, u_loc, -w)
         # The count, not the float total, says whether anything is left (no rounding residue).
         left = self.save_counts[ids["user"]].index_add_(0, u_loc, -torch.ones_like(u_loc))
+        # Likewise the batch's own saves leave its goods' popularity.
+        counts = self.good_counts[ids["good"]].index_add_(0, g_loc, -torch.ones(len(g_loc)))
+        weighted = self.good_weighted[ids["good"]].index_add_(0, g_loc, -self.good_save_w[idx])
         x_dict = {
             "user": as_mean(s, torch.where(left > 0, tot, torch.zeros(()))),
             **{t: self.feats[t][ids[t]] for t in self.feats if t != "user"},
@@ -201,6 +284,8 @@ class _Batches:
         hard_loc = extra_loc["good"][len(neg) :] if hard is not None else None
         return {
             "x": x_dict,
+            "good_ids": ids["good"],
+            "good_deg": degree_input(counts, weighted),
             "num_nodes": {t: v.numel() for t, v in ids.items()},
             "edge_index": edge_index,
             "u_loc": u_loc,
@@ -236,7 +321,7 @@ def _same_domain(index: tuple[Tensor, Tensor, Tensor], goods: Tensor, generator:
 
 
 def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tensor:
-    emb = model(b["x"], b["edge_index"], b["num_nodes"])
+    emb = model(b["x"], b["edge_index"], b["num_nodes"], model.id_row[b["good_ids"]], b["good_deg"])
     uv = emb["user"][b["u_loc"]]
     if cfg.loss == "softmax":
         cand = emb["good"][: b["n_cand"]]
@@ -253,15 +338,22 @@ def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tenso
     return losses.bpr_loss(uv, emb["good"][b["g_loc"]], emb["good"][neg_loc[: len(uv)]], cfg.temperature)
 
 
-def pinsage_vectors(model: PinSageLite, data: HeteroData, half_life_days: float) -> tuple[np.ndarray, np.ndarray]:
-    """Full-graph embeddings (all neighbors, no sampling): user_vecs [U, d], good_vecs [G, d], float32."""
+def pinsage_vectors(
+    model: PinSageLite, data: HeteroData, half_life_days: float, good_rows: Tensor | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-graph embeddings (all neighbors, no sampling): user_vecs [U, d], good_vecs [G, d], float32.
+
+    good_rows: int64 [G] id row of each good of `data` (0: unknown); None when `data` is the training graph
+    itself (the module's `id_row`)."""
     x = node_features(data, half_life_days)
     edge_index = {e: data[e].edge_index for e in data.edge_types}
     num_nodes = {t: data[t].num_nodes for t in data.node_types}
+    rows = model.id_row if good_rows is None else good_rows
+    deg = degree_input(*good_degrees(data, half_life_days))
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        emb = model(x, edge_index, num_nodes)
+        emb = model(x, edge_index, num_nodes, rows, deg)
     model.train(was_training)
     return emb["user"].numpy().astype(np.float32), emb["good"].numpy().astype(np.float32)
 
@@ -279,6 +371,9 @@ def build_pinsage(model_args: dict[str, Any], state_dict: dict[str, Tensor] | No
         embedding_dim=a["embedding_dim"],
         num_layers=a["num_layers"],
         dropout=a.get("dropout", 0.0),
+        num_train_goods=a.get("num_train_goods", 0),
+        num_ids=a.get("num_ids", 0),
+        popularity_input=a.get("popularity_input", False),
     )
     if state_dict is not None:
         model.load_state_dict(state_dict)
@@ -299,12 +394,24 @@ class PinSageModel:
             raise ValueError(f"train.fanouts has {len(cfg.fanouts)} hops but train.num_layers is {cfg.num_layers}")
         start = time.perf_counter()
         batches = _Batches(split, cfg)
+        rows = id_rows(split.train_goods, split.num_goods, cfg.id_min_saves)
         model = PinSageLite(
             node_types=tuple(g.node_types),
             edge_types=tuple(g.edge_types),
             feature_dim=int(g["good"].x.size(1)),
             embedding_dim=cfg.embedding_dim,
             num_layers=cfg.num_layers,
+            num_train_goods=split.num_goods,
+            num_ids=int(rows.max()) + 1 if rows.numel() else 0,
+            popularity_input=cfg.degree_features,
+        )
+        model.id_row.copy_(rows)
+        log.info(
+            "pinsage: %d of %d goods have their own id row (train.id_min_saves %d); degree features %s",
+            model.num_ids - 1 if model.num_ids else 0,
+            split.num_goods,
+            cfg.id_min_saves,
+            "on" if cfg.degree_features else "off",
         )
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         full_steps = math.ceil(len(batches) / cfg.batch_size)
@@ -340,5 +447,10 @@ class PinSageModel:
 
     def embed(self, trained: Trained, data: HeteroData, id_maps: IdMaps) -> Embeddings:
         model = build_pinsage(trained.meta.model_args, trained.state_dict)
-        user_vecs, good_vecs = pinsage_vectors(model, data, trained.meta.config.recency_half_life_days)
+        # Each good's id row through the checkpoint's id maps: new goods (and any beyond the buffer) get row 0.
+        tidx = torch.as_tensor(training_index(trained, id_maps, "good"), dtype=torch.long)
+        known = (tidx >= 0) & (tidx < len(model.id_row))
+        rows = torch.zeros(len(tidx), dtype=torch.long)
+        rows[known] = model.id_row[tidx[known]]
+        user_vecs, good_vecs = pinsage_vectors(model, data, trained.meta.config.recency_half_life_days, rows)
         return embeddings(trained, id_maps, user_vecs, good_vecs)

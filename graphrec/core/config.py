@@ -186,7 +186,7 @@ class ForYouConfig:
     ranker_windows: int = 2
     # Users the ranker learns from need this many saves as of the cut (eligibility is min_goods + 1).
     ranker_min_user_saves: int = 3
-    ranker_rounds: int = 300
+    ranker_rounds: int = 40
     # Small trees, large leaves: a few hundred users' label saves overfit anything bigger (validation).
     ranker_learning_rate: float = 0.02
     ranker_leaves: int = 7

@@ -36,7 +36,7 @@ def public_sasrec_params() -> SASRecParams:
         dropout=0.3,
         lr=2e-3,
         batch_size=256,
-        negatives=1024,
+        negatives=4096,
         use_content=True,
         max_epochs=400,
         patience=5,

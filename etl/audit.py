@@ -6,11 +6,13 @@ model beats popularity. These figures say which side of that line the data is on
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
-from etl.tables import SourceTables
+from etl.tables import INFINITE_TIME, MINUS_INFINITE_TIME, NO_TIME, SourceTables
+from graphrec.core.rules import FUTURE_TOLERANCE_S, MIN_ID
 
 WEEK = 7 * 86_400
 
@@ -19,8 +21,18 @@ def audit_figures(
     tables: SourceTables, min_goods: int = 10, now: int | None = None, recent_days: int = 30
 ) -> dict[str, Any]:
     s = tables.saves
-    t_now = int(s.saved_at.max()) if now is None and len(s.saved_at) else int(now or 0)
-    keep = s.saved_at <= t_now
+    # Saves etl.validate skips (infinite or future times, NULL or non-positive keys) neither count nor set
+    # the audit's "now": one save dated 2100 would otherwise leave every real save weeks in the past.
+    sane = (
+        (s.saved_at != INFINITE_TIME)
+        & (s.saved_at != MINUS_INFINITE_TIME)
+        & (s.saved_at != NO_TIME)
+        & (s.saved_at <= int(time.time()) + FUTURE_TOLERANCE_S)
+        & (s.user_id >= MIN_ID)
+        & (s.good_id >= MIN_ID)
+    )
+    t_now = int(s.saved_at[sane].max()) if now is None and sane.any() else int(now or 0)
+    keep = sane & (s.saved_at <= t_now)
     users, goods, times = s.user_id[keep], s.good_id[keep], s.saved_at[keep]
     pairs = np.unique(np.stack([users, goods], axis=1), axis=0) if len(users) else np.empty((0, 2), dtype=np.int64)
     per_user = np.unique(pairs[:, 0], return_counts=True)[1] if len(pairs) else np.zeros(0)

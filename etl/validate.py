@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -111,10 +112,10 @@ _TIMES = {
 _NOT_EVENTS = {("goods", "deleted_at")}  # a deletion may be scheduled ahead
 
 
-def _row_keys(table: str, t: object) -> list[str]:
+def _row_keys(table: str, t: Any) -> list[str]:
     cols = _KEYS[table]
-    if len(cols) == 1:
-        return _ids(cols[0], getattr(t, cols[0]))
+    if cols[0] == "id":  # a table with its own id: that names the row
+        return _ids("id", t.id)
     return _pairs(cols[0], getattr(t, cols[0]), cols[1], getattr(t, cols[1]))
 
 

@@ -173,7 +173,7 @@ class ForYouConfig:
     fresh_days: int = 30
     fresh_max_saves: int = 1
     # The user's newest saves whose CLIP vectors the fresh source compares with.
-    fresh_anchors: int = 20
+    fresh_anchors: int = 5
     # k-means clusters of the CLIP vectors: the interest proxy of the trending source and the features.
     clusters: int = 64
     # The ranker learns from the saves of the newest `label_share` of the training data (features: older).

@@ -49,9 +49,10 @@ def twin_world(seed: int = 0):
         st += (T0 + 10 * DAY + np.sort(rng.integers(0, 200 * DAY, 15))).tolist()
     style0 = np.arange(0, N_USERS, 2)
     popular_savers, rare_saver = style0[:16], style0[16]
-    for u in popular_savers:
-        su.append(int(u)), sg.append(POPULAR), st.append(T0 + int(rng.integers(0, 5 * DAY)))
-    su.append(int(rare_saver)), sg.append(RARE), st.append(T0 + int(rng.integers(0, 5 * DAY)))
+    for u, good in [*((int(u), POPULAR) for u in popular_savers), (int(rare_saver), RARE)]:
+        su.append(u)
+        sg.append(good)
+        st.append(T0 + int(rng.integers(0, 5 * DAY)))
     domain = np.r_[np.arange(N_GOODS) % 4, 0, 2]
     tables = tables_of(x, domain, (np.array(su), np.array(sg), np.array(st)), N_USERS)
     data, id_maps = graph_of(tables)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from graphrec.app import gate
-from graphrec.app.foryou import for_you_picks
+from graphrec.app.foryou import for_you_picks, train_checkpoint_ranker
 from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
 from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
@@ -273,8 +273,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             built = build_graph_artifact(url, cfg.artifacts, cfg.graph)
             data, id_maps, manifest = load_graph(built.path)
         with stages.stage("train", model=cfg.train.model):
-            trained = fit(data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress)
-            save_trained(trained, models)
+from graphrec.app.foryou import for_you_picks, train_checkpoint_ranker
         with stages.stage("evaluate"):
             # The new model's validation window; the new and current models embed the graph without the
             # held-out saves, the baselines fit on the saves before them, and one code path scores all four.

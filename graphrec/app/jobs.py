@@ -273,7 +273,11 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             built = build_graph_artifact(url, cfg.artifacts, cfg.graph)
             data, id_maps, manifest = load_graph(built.path)
         with stages.stage("train", model=cfg.train.model):
-from graphrec.app.foryou import for_you_picks, train_checkpoint_ranker
+            trained = fit(data, id_maps, dict(manifest, path=str(built.path)), cfg.train, progress=progress)
+            save_trained(trained, models)
+        if cfg.foryou.ranker:
+            with stages.stage("ranker"):  # the For You ranker, versioned with the model (ranker.txt beside it)
+                train_checkpoint_ranker(cfg, data, id_maps, manifest, trained).save(models / trained.version)
         with stages.stage("evaluate"):
             # The new model's validation window; the new and current models embed the graph without the
             # held-out saves, the baselines fit on the saves before them, and one code path scores all four.

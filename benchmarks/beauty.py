@@ -75,6 +75,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 # | 1,024 uniform negatives | 30 | 0.0567 (23) | 0.0957 | 0.0306 / 0.0496 / 0.0532 / 0.0562 / 0.0559 / 0.0555 |
 # | 4,096 uniform negatives (chosen) | 16+ | 0.0590 (15) | 0.0988 | 0.0352 / 0.0547 / 0.0590 / - / - / - |
 #
+# The full run at 9d5996d (`make bench-beauty`, nice 10, load 4-6 while SASRec trained, 2.6 at the end): SASRec
+# stopped at the 870 s budget after 31 epochs, best validation epoch 22 (NDCG@10 0.0604, HR@10 0.1018); on the
+# test item HR@10 0.0824 / NDCG@10 0.0482, below the published 0.0921 / 0.0531. GF-CF 0.0687 / 0.0377 (49 s),
+# item k-NN 0.0622 / 0.0365, EASE 0.0782 / 0.0445 (lambda 50, the smallest of its grid then; 152 s).
+#
 # CPU cost per epoch (one thread, 256-user batches, quiet-equivalent CPU seconds): 1,024 negatives ~4.7 s,
 # 4,096 ~13.5 s, full softmax (12,101) ~38 s; a validation ~3 s. Not tried for lack of time: full softmax,
 # no content, dropout 0.5 (kept in CANDIDATES for `--select`).

@@ -14,6 +14,10 @@ from psycopg import sql
 
 from graphrec.core import db
 
+# As graphrec's CLI does (graphrec/app/cli.py): OpenMP threads wait passively, so in-process fits on 2 threads
+# do not crawl while other tests' servers and subprocesses share the cores. Set before any test imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 SERVER_URL = os.environ.get("GRAPHREC_TEST_DATABASE_URL")
 BACKENDS = ["embedded"] + (["server"] if SERVER_URL else [])
 

@@ -130,7 +130,11 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
                 ctx, r = base().ctx, ranker() if with_ranker else None
 
                 def score(users: np.ndarray) -> Any:
-                    return _ranked(for_you(ctx, users, EVAL_DEPTH, r, cfg.foryou.ranker_threads), users)
+                    # The top picks_per_user are exactly recommend's list (calibrated to that length); the
+                    # evaluator's deeper ranks (recall curve to 50) continue with a 50-long list's other goods.
+                    head = for_you(ctx, users, cfg.recommend.picks_per_user, r, cfg.foryou.ranker_threads)
+                    deep = for_you(ctx, users, EVAL_DEPTH, r, cfg.foryou.ranker_threads)
+                    return _ranked(_extend(head, deep), users)
 
                 return score
 
@@ -176,6 +180,30 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
         return out
 
     return rows
+
+
+def _extend(head: Any, deep: Any) -> Any:
+    """ForYouLists with `head`'s picks first, then `deep`'s picks not already in head, to deep's length."""
+    from serving.foryou.pipeline import ForYouLists
+
+    if not np.array_equal(head.users, deep.users):
+        raise ValueError("head and deep lists are for different users")
+    n, k = deep.goods.shape
+    out = {
+        f: np.full(getattr(deep, f).shape, v, getattr(deep, f).dtype)
+        for f, v in (("goods", -1), ("scores", -np.inf), ("source", 0), ("via", -1), ("interest", -1))
+    }
+    for i in range(n):
+        h = head.goods[i] >= 0
+        rest = (deep.goods[i] >= 0) & ~np.isin(deep.goods[i], head.goods[i][h])
+        parts = [(head, np.flatnonzero(h)), (deep, np.flatnonzero(rest))]
+        j = 0
+        for lists, cols in parts:
+            cols = cols[: k - j]
+            for f in out:
+                out[f][i, j : j + len(cols)] = getattr(lists, f)[i, cols]
+            j += len(cols)
+    return ForYouLists(deep.users, out["goods"], out["scores"], out["source"], out["via"], out["interest"])
 
 
 def _ranked(lists: Any, users: np.ndarray) -> Any:

@@ -45,7 +45,7 @@ class ForYouContext:
     exclude: sp.csr_matrix
     graph_filter: ScoreFn | None = None
     model: ModelVectors | None = None
-    interests: Any = None  # serving.foryou.interests.UserInterests (H7), or None
+    interests: Any = None  # serving.foryou.interests.UserInterests, or None
     cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -1,8 +1,8 @@
 """Goods trending in the user's interests: recent save velocity times the user's share in the good's interest.
 
 velocity(g) = log1p(saves of g in the last trending_days); interest share: the share of the user's
-(recency-weighted) saves in the good's CLIP cluster, plus their share in its domain (H7's interests replace
-the cluster proxy when present)."""
+(recency-weighted) saves in the good's CLIP cluster (a catalog-wide clustering, cheaper than the per-user
+interests of serving/foryou/interests.py), plus their share in its domain."""
 
 from __future__ import annotations
 

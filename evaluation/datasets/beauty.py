@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from evaluation.datasets.gowalla import PublicSplit, to_csr
+from evaluation.datasets.gowalla import PublicSplit, int_lines, to_csr
 from evaluation.protocol import binary_csr
 
 SEQUENCES_FILE = "Beauty.txt"
@@ -76,30 +76,20 @@ def read_attributes(path: Path, n_items: int) -> tuple[np.ndarray, np.ndarray]:
 def read_sequence_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Parallel int64 arrays (user_id, item_id), each user's items in file order, from S3-Rec lines
     ``user_id item_id item_id ...`` (1-based ids, one line per user). Errors name the file and line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"missing data file {path}")
     users: list[np.ndarray] = []
     items: list[np.ndarray] = []
     first_line: dict[int, int] = {}
-    with path.open() as f:
-        for line_no, line in enumerate(f, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            try:
-                ids = np.array([int(t) for t in tokens], dtype=np.int64)
-            except ValueError:
-                raise ValueError(f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}") from None
-            if (ids < 1).any():
-                raise ValueError(f"{path}:{line_no}: ids are 1-based; found {int(ids.min())}")
-            if len(ids) < 2:
-                raise ValueError(f"{path}:{line_no}: user {ids[0]} has no items")
-            user = int(ids[0])
-            if user in first_line:
-                raise ValueError(f"{path}:{line_no}: user {user} already has a line ({first_line[user]})")
-            first_line[user] = line_no
-            users.append(np.full(len(ids) - 1, user, dtype=np.int64))
-            items.append(ids[1:])
+    for line_no, ids in int_lines(path):
+        if (ids < 1).any():
+            raise ValueError(f"{path}:{line_no}: ids are 1-based; found {int(ids.min())}")
+        if len(ids) < 2:
+            raise ValueError(f"{path}:{line_no}: user {ids[0]} has no items")
+        user = int(ids[0])
+        if user in first_line:
+            raise ValueError(f"{path}:{line_no}: user {user} already has a line ({first_line[user]})")
+        first_line[user] = line_no
+        users.append(np.full(len(ids) - 1, user, dtype=np.int64))
+        items.append(ids[1:])
     if not users:
         raise ValueError(f"{path}: no interactions")
     return np.concatenate(users), np.concatenate(items)

@@ -6,6 +6,7 @@ scipy csr matrices [n_users, n_items]; here an item plays the part of a good (``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,18 +35,11 @@ def read_user_items(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return users, items
 
 
-def read_user_lines(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """Read ``user item item ...`` lines into parallel int64 arrays (user_idx, item_idx) and the number of
-    users (largest user id on any line + 1).
-
-    A line with a user and no items is allowed (that user has no interactions); a non-integer token is an
-    error naming the file and line.
-    """
+def int_lines(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(1-based line number, int64 ids) of each non-blank line of whitespace-separated integers in `path`.
+    A missing file or a non-integer token is an error naming the file (and line)."""
     if not path.is_file():
         raise FileNotFoundError(f"missing data file {path}")
-    users: list[np.ndarray] = []
-    items: list[np.ndarray] = []
-    n_users = 0
     with path.open() as f:
         for line_no, line in enumerate(f, start=1):
             tokens = line.split()
@@ -53,13 +47,27 @@ def read_user_lines(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
                 continue
             try:
                 ids = np.array([int(t) for t in tokens], dtype=np.int64)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}") from exc
-            if (ids < 0).any():
-                raise ValueError(f"{path}:{line_no}: negative id")
-            n_users = max(n_users, int(ids[0]) + 1)
-            users.append(np.full(len(ids) - 1, ids[0], dtype=np.int64))
-            items.append(ids[1:])
+            except ValueError:
+                raise ValueError(f"{path}:{line_no}: expected integer ids, got {line.strip()[:80]!r}") from None
+            yield line_no, ids
+
+
+def read_user_lines(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Read ``user item item ...`` lines into parallel int64 arrays (user_idx, item_idx) and the number of
+    users (largest user id on any line + 1).
+
+    A line with a user and no items is allowed (that user has no interactions); a non-integer token is an
+    error naming the file and line.
+    """
+    users: list[np.ndarray] = []
+    items: list[np.ndarray] = []
+    n_users = 0
+    for line_no, ids in int_lines(path):
+        if (ids < 0).any():
+            raise ValueError(f"{path}:{line_no}: negative id")
+        n_users = max(n_users, int(ids[0]) + 1)
+        users.append(np.full(len(ids) - 1, ids[0], dtype=np.int64))
+        items.append(ids[1:])
     if not users:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
     return np.concatenate(users), np.concatenate(items), n_users

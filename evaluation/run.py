@@ -71,19 +71,10 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
             ),
         )
     if name == "beauty":
-        from evaluation.datasets.beauty import load_beauty
+        from evaluation.datasets.beauty import load_beauty, sequence_evalset
 
-        b = load_beauty(root / "amazon-beauty")
-        return from_public(
-            "beauty",
-            b.train,
-            b.test,
-            save_time=b.position,
-            split_time=0.0,
-            time_in_steps=True,
-            validation=b.validation,
-            content=b.content,
-            domain=b.domain,
+        return sequence_evalset(
+            load_beauty(root / "amazon-beauty"),
             seed=seed,
             description=(
                 "Amazon Beauty sequences (S3-Rec preprocessing), leave-last-out: each user's last item is "

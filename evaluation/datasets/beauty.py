@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from evaluation.datasets.gowalla import PublicSplit, int_lines, to_csr
-from evaluation.protocol import binary_csr
+from evaluation.protocol import EvalSet, binary_csr, from_public
 
 SEQUENCES_FILE = "Beauty.txt"
 ATTRIBUTES_FILE = "Beauty_item2attributes.json"
@@ -135,3 +135,21 @@ def load_beauty(root: Path) -> SequenceSplit:
     if not seq_path.is_file():
         raise FileNotFoundError(f"Amazon Beauty data missing: {seq_path} not found")
     return load_sequence_file(seq_path, root / ATTRIBUTES_FILE, name="beauty")
+
+
+def sequence_evalset(s: SequenceSplit, *, description: str, seed: int = 0) -> EvalSet:
+    """The EvalSet of a leave-last-out sequence split: save_time counts steps of each user's sequence (no
+    clock), split at 0, its validation item, attributes as content and domains."""
+    return from_public(
+        s.name,
+        s.train,
+        s.test,
+        save_time=s.position,
+        split_time=0.0,
+        time_in_steps=True,
+        validation=s.validation,
+        content=s.content,
+        domain=s.domain,
+        seed=seed,
+        description=description,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.datasets.beauty import load_sequence_file
+from evaluation.datasets.beauty import load_sequence_file, sequence_evalset
 from evaluation.datasets.gowalla import TEST_FILE, TRAIN_FILE, load_gowalla
 from evaluation.protocol import EvalSet, from_public
 
@@ -57,16 +57,8 @@ def _load(path: Path, seed: int) -> EvalSet:
     if path.is_file():
         attributes = attributes_beside(path)
         s = load_sequence_file(path, attributes, name=path.stem)
-        return from_public(
-            s.name,
-            s.train,
-            s.test,
-            save_time=s.position,
-            split_time=0.0,
-            time_in_steps=True,
-            validation=s.validation,
-            content=s.content,
-            domain=s.domain,
+        return sequence_evalset(
+            s,
             seed=seed,
             description=(
                 f"{path}: S3-Rec-format sequences, leave-last-out (the last item tests, the one before "

@@ -7,6 +7,7 @@ ranking a user's training saves. All indices are graph indices (`user_idx`, `goo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,14 +120,20 @@ def time_split(data: HeteroData, val_share: float) -> TimeSplit:
 def validation_metrics(user_vecs: np.ndarray, good_vecs: np.ndarray, split: TimeSplit) -> dict[str, float]:
     """Recall@20 and NDCG@20 of the held-out saves, ranking by inner product the goods that existed
     before the cut, training saves excluded. Empty when the split has no validation users."""
-    if len(split.val_users) == 0:
-        return {}
     good_t = np.ascontiguousarray(good_vecs, dtype=np.float32).T
     user_vecs = np.asarray(user_vecs, dtype=np.float32)
+    return validation_scores(lambda users: user_vecs[users] @ good_t, split)
+
+
+def validation_scores(score_fn: Callable[[np.ndarray], np.ndarray], split: TimeSplit) -> dict[str, float]:
+    """`validation_metrics` for any scorer: score_fn(user_idx [b]) -> float [b, G] (a copy is masked, so
+    score_fn may return its own cache). Empty when the split has no validation users."""
+    if len(split.val_users) == 0:
+        return {}
     not_yet = ~split.candidates
 
     def scores(users: np.ndarray) -> np.ndarray:
-        out = user_vecs[users] @ good_t
+        out = np.array(score_fn(users), dtype=np.float32, copy=True)
         out[:, not_yet] = -np.inf
         return out
 

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec.core.arrays import UserGoodSaves
+
 
 @dataclass(frozen=True)
-class TrainData:
+class TrainData(UserGoodSaves):
     """The saves before T and what is known about the goods.
 
     saves:     float32 csr [U, G], 1.0 where user_idx saved good_idx before T (deduplicated).
@@ -39,18 +41,6 @@ class TrainData:
     # save_time counts steps of a user's sequence (public data without clocks), not seconds.
     time_in_steps: bool = False
     seed: int = 0
-
-    @property
-    def n_users(self) -> int:
-        return int(self.saves.shape[0])
-
-    @property
-    def n_goods(self) -> int:
-        return int(self.saves.shape[1])
-
-    def popularity(self) -> np.ndarray:
-        """Users who saved each good before T. int64 [G]."""
-        return np.bincount(self.saves.indices, minlength=self.n_goods).astype(np.int64)
 
 
 @dataclass(frozen=True)

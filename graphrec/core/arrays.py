@@ -46,8 +46,27 @@ def _keep_before(binary: sp.csr_matrix, time: sp.csr_matrix, t: int) -> tuple[sp
     )
 
 
+class UserGoodSaves:
+    """Sizes and popularity of anything holding `saves`, a csr [U, G] of users' saved goods (GraphArrays,
+    evaluation's TrainData)."""
+
+    saves: sp.csr_matrix
+
+    @property
+    def n_users(self) -> int:
+        return int(self.saves.shape[0])
+
+    @property
+    def n_goods(self) -> int:
+        return int(self.saves.shape[1])
+
+    def popularity(self) -> np.ndarray:
+        """int64 [G]: users who saved each good."""
+        return np.bincount(self.saves.indices, minlength=self.n_goods).astype(np.int64)
+
+
 @dataclass(frozen=True)
-class GraphArrays:
+class GraphArrays(UserGoodSaves):
     """One graph as arrays. Times are unix seconds. U users, G goods, C collections.
 
     saves:         float32 csr [U, G], 1.0 per distinct (user, good) saved at or before `as_of`
@@ -93,14 +112,6 @@ class GraphArrays:
                 raise ValueError(f"GraphArrays.{name} has shape {got}, expected {want} (saves are {u} x {g})")
 
     @property
-    def n_users(self) -> int:
-        return int(self.saves.shape[0])
-
-    @property
-    def n_goods(self) -> int:
-        return int(self.saves.shape[1])
-
-    @property
     def n_collections(self) -> int:
         return int(self.contains.shape[0])
 
@@ -118,7 +129,7 @@ class GraphArrays:
     def popularity(self, since: float | None = None) -> np.ndarray:
         """int64 [G]: users whose first save of the good is at or after `since` (all of them when None)."""
         if since is None:
-            return np.bincount(self.saves.indices, minlength=self.n_goods).astype(np.int64)
+            return super().popularity()
         ok = self.save_time.data >= since
         return np.bincount(self.save_time.indices[ok], minlength=self.n_goods).astype(np.int64)
 

@@ -67,6 +67,26 @@ def _first_occurrence(cand: np.ndarray) -> np.ndarray:
     return (cand >= 0) & ~dup
 
 
+def _relevance(sc: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """float [B, C]: each row's available scores min-max scaled to [0, 1] (all 0.0 when they are equal), 0
+    at unavailable places."""
+    lo = np.where(avail, sc, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(avail, sc, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return np.where(avail, (sc - np.where(np.isfinite(lo), lo, 0.0)) / span, 0.0)
+
+
+def _take_best(value: np.ndarray, avail: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One greedy step over [B, C] candidates: (j [B] each row's best column among the available and allowed,
+    ok [B] whether the row had one); the taken candidates are marked unavailable in `avail` (in place)."""
+    rows = np.arange(len(value))
+    value = np.where(avail & allowed, value, -np.inf)
+    j = value.argmax(axis=1)
+    ok = np.isfinite(value[rows, j])
+    avail[rows[ok], j[ok]] = False
+    return j, ok
+
+
 def _rerank_batch(
     cand: np.ndarray,
     sc: np.ndarray,
@@ -82,10 +102,7 @@ def _rerank_batch(
     safe = np.where(avail, cand, 0)
     dom = np.where(avail, domains[safe], -1)
 
-    lo = np.where(avail, sc, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(avail, sc, -np.inf).max(axis=1, keepdims=True)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    relevance = np.where(avail, (sc - np.where(np.isfinite(lo), lo, 0.0)) / span, 0.0)
+    relevance = _relevance(sc, avail)
 
     v = None
     if diversity > 0:
@@ -97,13 +114,10 @@ def _rerank_batch(
     out = np.full((b, k), -1, dtype=np.int64)
     for t in range(k):
         value = (1.0 - diversity) * relevance - diversity * redundancy
-        value = np.where(avail & (per_domain < max_per_domain), value, -np.inf)
-        j = value.argmax(axis=1)
-        ok = np.isfinite(value[rows, j])
+        j, ok = _take_best(value, avail, per_domain < max_per_domain)
         if not ok.any():
             break
         out[ok, t] = cand[rows[ok], j[ok]]
-        avail[rows[ok], j[ok]] = False
         chosen_dom = dom[rows, j]
         if v is not None:
             # Similarity of every candidate to the one just taken (k of these cost less than all pairs).

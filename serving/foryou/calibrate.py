@@ -19,7 +19,7 @@ import numpy as np
 
 from serving.foryou.context import ForYouContext
 from serving.foryou.interests import good_interest, interest_vectors, rows_of, user_interests
-from serving.rerank import _first_occurrence, rerank
+from serving.rerank import _first_occurrence, _relevance, _take_best, rerank
 
 ALPHA = 0.01
 
@@ -94,10 +94,7 @@ def _calibrate_batch(
     avail = _first_occurrence(goods) & np.isfinite(sc)
     slot = np.where(avail & (slot >= 0) & (p[rows[:, None], np.maximum(slot, 0)] > 0), slot, -1)
 
-    lo = np.where(avail, sc, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(avail, sc, -np.inf).max(axis=1, keepdims=True)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    relevance = np.where(avail, (sc - np.where(np.isfinite(lo), lo, 0.0)) / span, 0.0)
+    relevance = _relevance(sc, avail)
 
     cap = max_per_domain if domains is not None and max_per_domain is not None else c + 1
     known_domains = np.full(0, -1) if domains is None else np.asarray(domains, dtype=np.int64)
@@ -116,13 +113,10 @@ def _calibrate_batch(
         kl_none = kl_divergence(p, q_now, alpha)
         kl = np.where(slot >= 0, kl_add[rows[:, None], np.maximum(slot, 0)], kl_none[:, None])
         value = (1.0 - lam) * relevance - lam * kl
-        value = np.where(avail & (per_domain < cap), value, -np.inf)
-        j = value.argmax(axis=1)
-        ok = np.isfinite(value[rows, j])
+        j, ok = _take_best(value, avail, per_domain < cap)
         if not ok.any():
             break
         out[ok, t] = j[ok]
-        avail[rows[ok], j[ok]] = False
         chosen = slot[rows, j]
         counts[rows[ok & (chosen >= 0)], chosen[ok & (chosen >= 0)]] += 1
         cd = dom[rows, j]

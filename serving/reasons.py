@@ -131,44 +131,22 @@ def explain(
 ) -> Reason:
     """The structured reason of one pick (database ids). interest: (medoid good_id, main domain or None,
     weight) of the user's interest the pick serves, or None."""
-    why = _explain(
-        source=source,
-        anchor_good_id=anchor_good_id,
-        cosine=cosine,
-        collection_id=collection_id,
-        followee_id=followee_id,
-        pick_domain=pick_domain,
-        user_domains=user_domains,
-        popular_saves=popular_saves,
-    )
+    if source == FOLLOWEE:
+        why = Reason(FOLLOWEE_KIND, followee_id=followee_id)
+    elif source == POPULAR:
+        recent, total = popular_saves or (0, 0)
+        why = Reason(POPULAR_KIND, saves=recent, saves_all_time=total)
+    elif anchor_good_id is not None:
+        kind = COLLECTION if collection_id is not None else GOOD
+        why = Reason(kind, good_id=anchor_good_id, collection_id=collection_id, similarity=round(cosine, 4))
+    elif pick_domain is not None and pick_domain in user_domains:
+        why = Reason(DOMAIN, domain=pick_domain)
+    else:
+        why = Reason(MODEL_KIND)
     if interest is None:
         return why
     good_id, domain, weight = interest
     return replace(why, interest_good_id=good_id, interest_domain=domain, interest_weight=round(float(weight), 4))
-
-
-def _explain(
-    *,
-    source: int,
-    anchor_good_id: int | None,
-    cosine: float,
-    collection_id: int | None,
-    followee_id: int | None,
-    pick_domain: str | None,
-    user_domains: set[str],
-    popular_saves: tuple[int, int] | None,
-) -> Reason:
-    if source == FOLLOWEE:
-        return Reason(FOLLOWEE_KIND, followee_id=followee_id)
-    if source == POPULAR:
-        recent, total = popular_saves or (0, 0)
-        return Reason(POPULAR_KIND, saves=recent, saves_all_time=total)
-    if anchor_good_id is not None:
-        kind = COLLECTION if collection_id is not None else GOOD
-        return Reason(kind, good_id=anchor_good_id, collection_id=collection_id, similarity=round(cosine, 4))
-    if pick_domain is not None and pick_domain in user_domains:
-        return Reason(DOMAIN, domain=pick_domain)
-    return Reason(MODEL_KIND)
 
 
 def render(reason: Reason, labels: Labels, popular_days: int) -> tuple[str, str]:

@@ -6,7 +6,7 @@ serving never needs torch_geometric. Index spaces are the graph's: user_idx, goo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -144,17 +144,13 @@ class GraphArrays(UserGoodSaves):
         saves, save_time = _keep_before(self.saves, self.save_time, t)
         follows, follow_time = _keep_before(self.follows, self.follow_time, t)
         contains, contains_time = _keep_before(self.contains, self.contains_time, t)
-        return GraphArrays(
+        return replace(
+            self,
             saves=saves,
             save_time=save_time,
             follows=follows,
             follow_time=follow_time,
             contains=contains,
             contains_time=contains_time,
-            collection_owner=self.collection_owner,
-            content=self.content,
-            domain=self.domain,
-            created_at=self.created_at,
             as_of=t,
-            min_goods=self.min_goods,
         )

@@ -13,8 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -62,6 +63,36 @@ class LoopResult:
     best_val: float | None = None
     best_epoch: int | None = None
     best_state: dict[str, Tensor] | None = None
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+@dataclass
+class TrainedVectors(Generic[M]):
+    """A model after `train_loop` (its kept state loaded) and its final float32 vectors, user_vecs [U, d] and
+    good_vecs [G, d]; history, best_val and best_epoch as in LoopResult; train_s: wall seconds of the whole fit."""
+
+    model: M
+    user_vecs: np.ndarray
+    good_vecs: np.ndarray
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float | None = None
+    best_epoch: int | None = None
+    train_s: float = 0.0
+
+    @classmethod
+    def of_loop(cls, model: M, user_vecs: np.ndarray, good_vecs: np.ndarray, loop: LoopResult, start: float) -> Self:
+        """The result of `loop` (run with `start`, a time.perf_counter() value), timed up to now."""
+        return cls(
+            model=model,
+            user_vecs=user_vecs,
+            good_vecs=good_vecs,
+            history=loop.history,
+            best_val=loop.best_val,
+            best_epoch=loop.best_epoch,
+            train_s=time.perf_counter() - start,
+        )
 
 
 def _non_finite_gradient(model: torch.nn.Module) -> str | None:

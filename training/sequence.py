@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.loop import Schedule, train_loop
+from training.loop import Schedule, TrainedVectors, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -235,16 +235,8 @@ def padded(seqs: Sequences, users: np.ndarray, length: int) -> np.ndarray:
 
 
 @dataclass
-class SASRecResult:
+class SASRecResult(TrainedVectors[SASRec]):
     """A trained model and its vectors: user_vecs [U, d] from each user's whole sequence, good_vecs [G, d]."""
-
-    model: SASRec
-    user_vecs: np.ndarray
-    good_vecs: np.ndarray
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_val: float | None = None
-    best_epoch: int | None = None
-    train_s: float = 0.0
 
 
 def _loss(model: SASRec, seq: Tensor, target: Tensor, p: SASRecParams, gen: torch.Generator) -> Tensor:
@@ -453,12 +445,5 @@ def _train(
     for h, hr in zip(validated, val_hr.values(), strict=False):
         h["val_hr"] = hr
     final = seqs if final is None else final
-    return SASRecResult(
-        model=model,
-        user_vecs=sequence_vectors(model, final, np.arange(final.n_users)),
-        good_vecs=good_vectors(model),
-        history=loop.history,
-        best_val=loop.best_val,
-        best_epoch=loop.best_epoch,
-        train_s=time.perf_counter() - start,
-    )
+    user_vecs = sequence_vectors(model, final, np.arange(final.n_users))
+    return SASRecResult.of_loop(model, user_vecs, good_vectors(model), loop, start)

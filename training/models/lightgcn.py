@@ -29,7 +29,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,7 +43,7 @@ from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
 from graphrec.core.config import TrainConfig
 from training.checkpoint import Trained
 from training.features import recency_weights
-from training.loop import Schedule, train_loop
+from training.loop import Schedule, TrainedVectors, train_loop
 from training.models.base import Fitted, embeddings, training_index
 from training.split import VAL_METRIC, TimeSplit, validation_metrics
 
@@ -101,21 +101,13 @@ class LightGCNParams:
 
 
 @dataclass
-class LightGCNResult:
+class LightGCNResult(TrainedVectors[LightGCN]):
     """A trained LightGCN: ``model`` holds the best state (by ``validate``, else the last epoch).
 
     ``user_vecs`` [num_users, d] and ``good_vecs`` [num_goods, d] are float32 final propagated embeddings
     (L2-normalised when ``params.normalize``); score a (user_idx, good_idx) pair by their inner product.
     ``history`` has one dict per epoch: epoch, loss, val (None when not validated), seconds (cumulative).
     """
-
-    model: LightGCN
-    user_vecs: np.ndarray
-    good_vecs: np.ndarray
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_val: float | None = None
-    best_epoch: int | None = None
-    train_s: float = 0.0
 
 
 def normalized_adjacency(
@@ -347,15 +339,7 @@ def train_lightgcn(
     )
     with torch.no_grad():
         user_vecs, good_vecs = _split_vectors(propagate(model, adj), num_users, cosine)
-    return LightGCNResult(
-        model=model,
-        user_vecs=user_vecs,
-        good_vecs=good_vecs,
-        history=loop.history,
-        best_val=loop.best_val,
-        best_epoch=loop.best_epoch,
-        train_s=time.perf_counter() - start,
-    )
+    return LightGCNResult.of_loop(model, user_vecs, good_vecs, loop, start)
 
 
 # --- the Model ---

@@ -113,6 +113,15 @@ def _dense_rows(basis: FilterBasis, users: np.ndarray) -> tuple[sp.csr_matrix, t
     return rows, torch.from_numpy(rows.toarray())
 
 
+def _filtered(basis: FilterBasis, users: np.ndarray, alpha: float) -> torch.Tensor:
+    """``r R~^T R~ + alpha r D^-1/2 V V^T D^1/2`` for the users' saves rows r [b, G] (GF-CF's scores)."""
+    rows, r = _dense_rows(basis, users)
+    out = _linear(basis, r)
+    if alpha:
+        out = out + alpha * _ideal(basis, rows)
+    return out
+
+
 def gf_cf(train: sp.csr_matrix, *, k: int = 256, alpha: float = 0.3, basis: FilterBasis | None = None) -> ScoreFn:
     """GF-CF scores; ``alpha`` weighs the ideal low-pass term (0 gives the linear filter alone).
 
@@ -122,11 +131,7 @@ def gf_cf(train: sp.csr_matrix, *, k: int = 256, alpha: float = 0.3, basis: Filt
 
     def score(users: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            rows, r = _dense_rows(basis, users)
-            out = _linear(basis, r)
-            if alpha:
-                out = out + alpha * _ideal(basis, rows)
-        return out.numpy()
+            return _filtered(basis, users, alpha).numpy()
 
     return score
 
@@ -155,11 +160,8 @@ def bspm(
 
     def score(users: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            rows, r = _dense_rows(basis, users)
-            # Euler over [0, 1] of dr/dt = r P - r lands exactly on r P.
-            out = _linear(basis, r)
-            if idl_beta:
-                out = out + idl_beta * _ideal(basis, rows)
+            # Euler over [0, 1] of dr/dt = r P - r lands exactly on r P: GF-CF's scores, ideal term weighted idl_beta.
+            out = _filtered(basis, users, idl_beta)
             for _ in range(sharpen_steps):
                 out = sharpen(out)
         return out.numpy()

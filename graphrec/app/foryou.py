@@ -241,6 +241,34 @@ def train_checkpoint_ranker(cfg: Config, data: Any, id_maps: Any, manifest: dict
     return fit_ranker(arrays, cfg.foryou, graph_filter_fit=graph_filter_fit, model=val_model, cut=cut)
 
 
+def gate_pipeline(
+    cfg: Config, graph: Any, id_maps: Any, as_of: int, trained: Any, sources: Sequence[str], users: np.ndarray
+) -> tuple[ScoreFn, Ranker]:
+    """The retrain gate's For You pipeline with `trained` (its vectors used when "model" is among `sources`) on
+    `graph` as of `as_of`: the graph filter fitted on it, a ranker trained on it alone (labels: its newest
+    foryou.label_share of saves; features and model vectors as of that cut), for_you's lists of `users` as
+    dense scores. Given the graph before the validation cut, nothing of the window reaches lists or ranker."""
+    from etl.arrays import graph_arrays
+    from serving.foryou.pipeline import for_you, lists_score_fn
+    from serving.foryou.ranker import training_cut
+    from training.split import edges_before
+
+    fy = dataclasses.replace(cfg.foryou, sources=tuple(sources))
+    arrays = graph_arrays(graph, as_of, cfg.graph.min_goods)
+    if arrays.save_time.nnz and arrays.save_time.data.max() > as_of:  # the gate's no-leakage guard
+        raise ValueError(f"gate_pipeline: the graph has saves after its as-of time {as_of} (the validation cut)")
+    cut = training_cut(arrays, fy.label_share)
+    model = val_model = None
+    if "model" in fy.sources and trained is not None:
+        model = model_vectors(trained, graph, id_maps)
+        val_model = model_vectors(trained, edges_before(graph, cut + 1), id_maps)  # the graph as of the cut
+    gf = graph_filter_fit(arrays.saves) if "graph_filter" in fy.sources else None
+    base = Base(ForYouContext.build(arrays, fy, graph_filter=gf, model=model), val_model, cut)
+    ranker = train_ranker(dataclasses.replace(cfg, foryou=fy), arrays, base)
+    lists = for_you(base.ctx, np.asarray(users, np.int64), EVAL_DEPTH, ranker, fy.ranker_threads)
+    return lists_score_fn(lists, arrays.n_goods), ranker
+
+
 def load_ranker(checkpoint: Any) -> Ranker | None:
     """The ranker saved beside a checkpoint (models/<version>/ranker.txt), or None."""
     return Ranker.load(checkpoint)

@@ -1,16 +1,21 @@
-"""The retrain gate: whether `graphrec retrain` may make a new model CURRENT.
+"""The retrain gate: whether `graphrec retrain` may make a new model (and its For You pipeline) CURRENT.
 
 On the validation window training holds out (`training.split.time_split`: the newest `train.val_share` of
-the saves), the new model, the current one and two baselines are scored by the same code and metric
+the saves), the new pipeline, the current one and two baselines are scored by the same code and metric
 (Recall@20 and NDCG@20 of the held-out saves, ranking the goods that existed before the cut, training saves
 excluded): recent popularity and the GF-CF graph filter, the same rows `graphrec evaluate` shows, fitted on
-the saves before the cut. The new model is promoted only when it is not worse than the current one (by more
-than `recommend.promote_tolerance`) and beats both baselines on every figure. With no current model there
-is nothing to keep, so it is promoted anyway, and the reason says which baseline it lost to.
+the saves before the cut. What is scored is what `graphrec recommend` serves: with foryou.ranker, the For You
+lists (graphrec.app.foryou.gate_pipeline: a ranker trained on the graph before the cut, its labels inside
+that data); a current model without a ranker (or foryou.ranker = false) is scored by its embeddings. The
+validation users are a seeded sample of `recommend.gate_users`, the same for every scorer. The new pipeline
+is promoted only when it is not worse than the current one (by more than `recommend.promote_tolerance`) and
+beats both baselines on every figure. With no current model there is nothing to keep, so it is promoted
+anyway, and the reason says which baseline it lost to.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -46,6 +51,14 @@ def validation_scores(score_fn: ScoreFn, split: TimeSplit) -> dict[str, float]:
         f"ndcg@{VAL_K}": float(metrics.ndcg_at_k(picks, split.val_truth, VAL_K).mean()),
         "val_users": len(split.val_users),
     }
+
+
+def sample_users(split: TimeSplit, n: int, seed: int) -> TimeSplit:
+    """`split` with a seeded sample of `n` of its validation users (all when n <= 0 or fewer)."""
+    if n <= 0 or len(split.val_users) <= n:
+        return split
+    rows = np.sort(np.random.default_rng(seed).choice(len(split.val_users), n, replace=False))
+    return dataclasses.replace(split, val_users=split.val_users[rows], val_truth=split.val_truth[rows])
 
 
 def embeddings_validation(emb: Embeddings, id_maps: IdMaps, split: TimeSplit) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from graphrec.app import gate
-from graphrec.app.foryou import for_you_picks, train_checkpoint_ranker
+from graphrec.app.foryou import for_you_picks, gate_pipeline, train_checkpoint_ranker
 from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
 from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
@@ -28,6 +28,7 @@ from graphrec.core.config import Config
 from graphrec.core.stages import Stages
 from serving import picks as P
 from serving import reads, store
+from serving.foryou.ranker import Ranker
 
 log = logging.getLogger(__name__)
 
@@ -253,11 +254,13 @@ class RetrainResult:
     current_version: str | None
     seconds: dict[str, float]
     baseline_val: dict[str, dict[str, float]] = field(default_factory=dict)  # gate.BASELINES on the same window
+    gate_rankers: dict[str, dict[str, Any]] = field(default_factory=dict)  # the pipelines' gate rankers: cut, as_of
 
 
 def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
-    """The weekly job: build the graph, train, validate the new and the current model on the same newest
-    window, and promote the new one only if it is not worse by more than cfg.recommend.promote_tolerance."""
+    """The weekly job: build the graph, train, validate the new and the current pipeline on the same newest
+    window (graphrec.app.gate), and promote the new one only if it is not worse by more than
+    cfg.recommend.promote_tolerance and beats recent popularity and GF-CF there."""
     from etl.pipeline import build_graph_artifact
     from graphrec.core.artifacts import load_graph
     from training.checkpoint import load_trained, save_trained
@@ -279,10 +282,28 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             with stages.stage("ranker"):  # the For You ranker, versioned with the model (ranker.txt beside it)
                 train_checkpoint_ranker(cfg, data, id_maps, manifest, trained).save(models / trained.version)
         with stages.stage("evaluate"):
-            # The new model's validation window; the new and current models embed the graph without the
-            # held-out saves, the baselines fit on the saves before them, and one code path scores all four.
-            split = time_split(data, cfg.train.val_share)
-            new_val = gate.embeddings_validation(embed(trained, split.graph, id_maps), id_maps, split)
+            # The new model's validation window (a seeded sample of its users); the new and current pipelines
+            # are built on the graph without the held-out saves, the baselines fit on the saves before them,
+            # and one code path scores all four (gate.validation_scores).
+            split = gate.sample_users(time_split(data, cfg.train.val_share), cfg.recommend.gate_users, cfg.train.seed)
+            before = (cfg, split.graph, id_maps, split.cutoff - 1)  # the graph as of the validation cut
+
+            gate_rankers: dict[str, dict[str, Any]] = {}  # each gated ranker's cut and as-of (the ledger)
+
+            def pipeline_val(name: str, model: Any, sources: tuple[str, ...]) -> dict[str, float]:
+                score, ranker = gate_pipeline(*before, model, sources, split.val_users)
+                gate_rankers[name] = {
+                    "cut": ranker.meta["cut"],
+                    "as_of": ranker.meta["as_of"],
+                    "val_cutoff": split.cutoff,
+                    "sources": list(ranker.sources),
+                }
+                return gate.validation_scores(score, split)
+
+            if cfg.foryou.ranker:
+                new_val = pipeline_val("new", trained, cfg.foryou.sources)
+            else:
+                new_val = gate.embeddings_validation(embed(trained, split.graph, id_maps), id_maps, split)
             baseline_val = gate.baseline_validation(split, cfg.train.seed)
             current_path = current_model(models)
             current_val = None
@@ -290,7 +311,13 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             if current_path is not None:
                 current = load_trained(current_path)
                 current_version = current.version
-                current_val = gate.embeddings_validation(embed(current, split.graph, id_maps), id_maps, split)
+                current_ranker = Ranker.load(current_path) if cfg.foryou.ranker else None
+                # Its pipeline (the saved ranker's sources) with a ranker retrained before the cut: the saved one
+                # learnt from saves up to its own training time, which may lie inside this window.
+                if current_ranker is not None:
+                    current_val = pipeline_val("current", current, current_ranker.sources)
+                else:
+                    current_val = gate.embeddings_validation(embed(current, split.graph, id_maps), id_maps, split)
             promoted, reason = gate.decide(new_val, current_val, baseline_val, cfg.recommend.promote_tolerance)
         if promoted:
             set_current_model(models, trained.version)
@@ -307,6 +334,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             current_version=current_version,
             seconds=dict(stages.seconds),
             baseline_val=baseline_val,
+            gate_rankers=gate_rankers,
         )
         job.succeed(
             trained.version, {"promoted": int(promoted)}, {**dataclasses.asdict(result), "graph": str(built.path)}

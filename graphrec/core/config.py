@@ -136,6 +136,9 @@ class RecommendConfig:
     keep_runs: int = 7
     # Retrain promotes a new model unless its validation figures fall short of the current one's by more.
     promote_tolerance: float = 0.02
+    # The retrain gate scores the For You pipelines (ranker trained before the validation cut) on a seeded
+    # sample of this many validation users (all of them when fewer; 0: all): bounds its cost at the demo size.
+    gate_users: int = 1000
     # Fallbacks: followees' saves of the last N days, then goods most saved in the last M days.
     followee_days: int = 30
     popular_days: int = 7

@@ -207,7 +207,7 @@ class ForYouConfig:
     interest_max: int = 6
     interest_threshold: float = 0.25
     # Calibration of the final list to the user's interest mix (Steck 2018): 0 is the ranker's order, 1 only
-    # the mix. 0.35 chosen on the demo's validation window (GF-CF + interest candidates; H7's table).
+    # the mix. 0.35 chosen on the demo's validation window (GF-CF + interest candidates).
     calibration: float = 0.35
     seed: int = 0
 

@@ -41,14 +41,7 @@ def model_vectors(trained: Any, data: Any, id_maps: Any) -> ModelVectors:
     from training.embed import embed
 
     emb = embed(trained, data, id_maps)
-    n_users, n_goods = int(data["user"].num_nodes), int(data["good"].num_nodes)
-    users = id_maps.to_idx("user", emb.user_ids)
-    goods = id_maps.to_idx("good", emb.good_ids)
-    uv = np.zeros((n_users, emb.user_vecs.shape[1]), np.float32)
-    gv = np.zeros((n_goods, emb.good_vecs.shape[1]), np.float32)
-    uv[users[users >= 0]] = emb.user_vecs[users >= 0]
-    gv[goods[goods >= 0]] = emb.good_vecs[goods >= 0]
-    return ModelVectors(uv, gv, kind=emb.model_kind, version=emb.model_version)
+    return vectors_of_embeddings(emb, id_maps, int(data["user"].num_nodes), int(data["good"].num_nodes))
 
 
 @dataclasses.dataclass

@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from graphrec.core import metrics
-
 if TYPE_CHECKING:
     from graphrec.core.artifacts import Embeddings, IdMaps
     from training.split import TimeSplit
@@ -33,24 +31,10 @@ FIGURES = ("recall@20", "ndcg@20")  # training.split.validation_metrics' figures
 
 
 def validation_scores(score_fn: ScoreFn, split: TimeSplit) -> dict[str, float]:
-    """`training.split.validation_metrics` for any scorer: score_fn(user_idx [b]) -> float [b, G]."""
-    from training.split import VAL_K
+    """`training.split.validation_scores`, imported when called so the CLI starts without torch."""
+    from training.split import validation_scores as scores_on_split
 
-    if len(split.val_users) == 0:
-        return {}
-    not_yet = ~split.candidates
-
-    def scores(users: np.ndarray) -> np.ndarray:
-        out = np.array(score_fn(users), dtype=np.float32, copy=True)
-        out[:, not_yet] = -np.inf
-        return out
-
-    picks = metrics.topk(scores, split.val_users, VAL_K, exclude=split.seen)
-    return {
-        f"recall@{VAL_K}": float(metrics.recall_at_k(picks, split.val_truth, VAL_K).mean()),
-        f"ndcg@{VAL_K}": float(metrics.ndcg_at_k(picks, split.val_truth, VAL_K).mean()),
-        "val_users": len(split.val_users),
-    }
+    return scores_on_split(score_fn, split)
 
 
 def sample_users(split: TimeSplit, n: int, seed: int) -> TimeSplit:

@@ -6,16 +6,17 @@ Pure: arrays in, arrays out. `make_picks` decides the picks (serving good_idx/us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from graphrec.core.artifacts import Embeddings
 from graphrec.core.config import RecommendConfig
 from graphrec.core.stages import Stages
 from serving import fallback, reasons, retrieval
 from serving.rerank import rerank
-from serving.rows import ServingRows, exclusion_matrix, pair_matrix, saved_matrix
+from serving.rows import ServingRows, eligible_users, exclusion_matrix, pair_matrix, saved_matrix
 
 DAY = 86_400
 
@@ -39,10 +40,20 @@ class Picks:
     # that stands for it (its medoid), -1 none, and the interest's weight; None when the picks carry no interests.
     interest_good: np.ndarray | None = None  # int64 [n, k]
     interest_weight: np.ndarray | None = None  # float32 [n, k]
+    # bool [n, k]: picks that fill a short list (serving.fallback.fill, or For You's popularity top-up). None:
+    # every pick whose source is not MODEL (model retrieval's lists, where FOLLOWEE and POPULAR come only from
+    # fallback.fill). For You's followees source keeps the FOLLOWEE source (its reason names the followee) but is
+    # a candidate source the ranker ranked, not a fallback.
+    filler: np.ndarray | None = None
+
+    def fallback_mask(self) -> np.ndarray:
+        """bool [n, k]: the picks that came from a fallback path (see `filler`)."""
+        mask = self.source != fallback.MODEL if self.filler is None else self.filler
+        return (self.picks >= 0) & mask
 
     def counts(self, min_picks: int, num_goods: int) -> dict[str, float]:
         per_user = (self.picks >= 0).sum(axis=1)
-        fb = (self.picks >= 0) & (self.source != fallback.MODEL)
+        fb = self.fallback_mask()
         picked = self.picks[self.picks >= 0]
         return {
             "users_eligible": self.eligible,
@@ -69,20 +80,9 @@ def make_picks(
     stages = stages or Stages()
     with stages.stage("filters"):
         exclude = exclusion_matrix(rows)
-        saved = saved_matrix(rows)
-        n_saved = np.asarray(saved.sum(axis=1)).ravel()
-        eligible = np.flatnonzero(n_saved > min_goods)
+        eligible = eligible_users(rows, min_goods)
         users = eligible if users is None else np.asarray(users, dtype=np.int64)
-        # Embedding rows -> serving index spaces (goods deleted since embedding have no good_idx).
-        emb_good = rows.good_idx(emb.good_ids)
-        vec_row = np.full(rows.num_goods, -1, dtype=np.int64)
-        # A good is scorable when it has a vector: goods unknown to a transductive model (LightGCN) are zero
-        # rows; goods an inductive model (PinSage-lite) embedded after training are real vectors and count.
-        usable = (emb_good >= 0) & np.any(emb.good_vecs != 0, axis=1)
-        vec_row[emb_good[usable]] = np.flatnonzero(usable)
-        user_row = np.full(rows.num_users, -1, dtype=np.int64)
-        emb_user = rows.user_idx(emb.user_ids)
-        user_row[emb_user[emb_user >= 0]] = np.flatnonzero(emb_user >= 0)
+        emb_good, usable, vec_row, user_row = _vector_rows(emb, rows)
 
     with stages.stage("index", kind=cfg.index, goods=int(usable.sum())):
         index = retrieval.build_index(
@@ -114,7 +114,6 @@ def make_picks(
 
     with stages.stage("fallback"):
         since_follow = rows.now - cfg.followee_days * DAY
-        since_popular = rows.now - cfg.popular_days * DAY
         save_u, save_g = rows.user_idx(rows.save_user), rows.good_idx(rows.save_good)
         recent = fallback.recent_saves_by_user(
             rows.num_users, rows.num_goods, save_u, save_g, rows.save_time, since_follow
@@ -122,13 +121,7 @@ def make_picks(
         follows = pair_matrix(
             rows.num_users, rows.num_users, rows.user_idx(rows.follower), rows.user_idx(rows.followee)
         )
-        pop, pop_recent, pop_total = fallback.popular_goods(
-            rows.num_goods,
-            save_g,
-            rows.save_time,
-            since_popular,
-            limit=cfg.picks_per_user * 4 + int(np.diff(exclude.indptr).max(initial=0)),
-        )
+        pop, pop_recent, pop_total = _popular(rows, cfg, exclude)
         filled = fallback.fill(
             users,
             picked,
@@ -160,6 +153,94 @@ def make_picks(
         eligible=len(eligible) if users is eligible else int(np.isin(users, eligible).sum()),
         unknown_users=int((user_row[users] < 0).sum()),
         unknown_goods=unknown_goods,
+    )
+
+
+def _vector_rows(emb: Embeddings, rows: ServingRows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Embedding rows -> serving index spaces: (good_idx of each embedding good row [-1: deleted since],
+    usable [bool per embedding good row], vec_row [G] embedding row of each good_idx or -1, user_row [U])."""
+    emb_good = rows.good_idx(emb.good_ids)
+    vec_row = np.full(rows.num_goods, -1, dtype=np.int64)
+    # A good is scorable when it has a vector: goods unknown to a transductive model (LightGCN) are zero
+    # rows; goods an inductive model (PinSage-lite) embedded after training are real vectors and count.
+    usable = (emb_good >= 0) & np.any(emb.good_vecs != 0, axis=1)
+    vec_row[emb_good[usable]] = np.flatnonzero(usable)
+    user_row = np.full(rows.num_users, -1, dtype=np.int64)
+    emb_user = rows.user_idx(emb.user_ids)
+    user_row[emb_user[emb_user >= 0]] = np.flatnonzero(emb_user >= 0)
+    return emb_good, usable, vec_row, user_row
+
+
+def _popular(rows: ServingRows, cfg: RecommendConfig, exclude: sp.csr_matrix) -> tuple[np.ndarray, ...]:
+    """fallback.popular_goods over the rows: enough goods to fill any user's list past their exclusions."""
+    return fallback.popular_goods(
+        rows.num_goods,
+        rows.good_idx(rows.save_good),
+        rows.save_time,
+        rows.now - cfg.popular_days * DAY,
+        limit=cfg.picks_per_user * 4 + int(np.diff(exclude.indptr).max(initial=0)),
+    )
+
+
+def unfilled(emb: Embeddings, rows: ServingRows, cfg: RecommendConfig, min_goods: int) -> Picks:
+    """Every eligible user with an empty list (no retrieval, no fallback yet): what the For You pipeline fills
+    in first (graphrec/app/foryou.py for_you_picks), before `make_picks` fills the lists it leaves short
+    (`fill_short`). Carries the popular goods' save counts (the reasons of For You's popularity top-up) and
+    the model's counts over all eligible users."""
+    eligible = eligible_users(rows, min_goods)
+    _, _, vec_row, user_row = _vector_rows(emb, rows)
+    pop, pop_recent, pop_total = _popular(rows, cfg, exclusion_matrix(rows))
+    k = cfg.picks_per_user
+    n = len(eligible)
+    return Picks(
+        users=eligible,
+        picks=np.full((n, k), -1, np.int64),
+        scores=np.zeros((n, k), np.float32),
+        source=np.full((n, k), fallback.MODEL, np.int8),
+        via_user=np.full((n, k), -1, np.int64),
+        anchor=np.full((n, k), -1, np.int64),
+        cosine=np.zeros((n, k), np.float32),
+        popular_saves=dict(zip(pop.tolist(), zip(pop_recent.tolist(), pop_total.tolist(), strict=True), strict=True)),
+        eligible=n,
+        unknown_users=int((user_row[eligible] < 0).sum()),
+        unknown_goods=int(rows.num_goods - (vec_row >= 0).sum()),
+    )
+
+
+def short_rows(p: Picks, min_picks: int) -> np.ndarray:
+    """Rows of `p` whose list holds fewer than `min_picks` picks."""
+    return np.flatnonzero((p.picks >= 0).sum(axis=1) < min_picks)
+
+
+def fill_short(served: Picks, rows_short: np.ndarray, fill: Picks) -> Picks:
+    """`served` with rows `rows_short` replaced by `fill`'s (model retrieval and fallbacks for those users,
+    `fill.users == served.users[rows_short]`). The rows kept are For You's: their fillers are its popularity
+    top-up (source POPULAR) alone; the rows replaced keep make_picks' sources, where every non-MODEL pick is
+    a fallback."""
+    if not np.array_equal(fill.users, served.users[rows_short]):
+        raise ValueError("fill_short: the fill is for other users than the short rows")
+    k = served.picks.shape[1]
+    if fill.picks.shape[1] != k:
+        raise ValueError(f"fill_short: lists of {fill.picks.shape[1]} picks for lists of {k}")
+    filler = (served.picks >= 0) & (served.source == fallback.POPULAR if served.filler is None else served.filler)
+    out = {f: getattr(served, f).copy() for f in ("picks", "scores", "source", "via_user", "anchor", "cosine")}
+    for f in out:
+        out[f][rows_short] = getattr(fill, f)
+    filler[rows_short] = fill.fallback_mask()
+    interest_good, interest_weight = served.interest_good, served.interest_weight
+    if interest_good is not None:
+        interest_good = interest_good.copy()
+        interest_good[rows_short] = fill.interest_good if fill.interest_good is not None else -1
+    if interest_weight is not None:
+        interest_weight = interest_weight.copy()
+        interest_weight[rows_short] = fill.interest_weight if fill.interest_weight is not None else 0.0
+    return replace(
+        served,
+        **out,
+        interest_good=interest_good,
+        interest_weight=interest_weight,
+        filler=filler,
+        popular_saves={**served.popular_saves, **fill.popular_saves},
     )
 
 
@@ -284,5 +365,5 @@ def to_rows(p: Picks, rows: ServingRows, labels: reasons.Labels, cfg: RecommendC
         score=p.scores[ui, jj].astype(np.float32),
         reason=reason,
         reason_detail=detail,
-        is_fallback=p.source[ui, jj] != fallback.MODEL,
+        is_fallback=p.fallback_mask()[ui, jj],
     )

@@ -117,6 +117,29 @@ def _refuse_if_far_fewer_served(conn: Any, counts: dict[str, Any], min_share: fl
         )
 
 
+def _daily_picks(cfg: Config, graph: dict[str, Any], emb: Embeddings, rows: Any, stages: Stages) -> P.Picks:
+    """Every eligible user's list: For You's (when a ranker is beside the model and the graph was loaded),
+    then model retrieval and the fallbacks (serving.picks.make_picks) for the users For You leaves with fewer
+    than recommend.min_picks, and only for them (all eligible users without For You)."""
+    rc, min_goods = cfg.recommend, cfg.graph.min_goods
+    if not (graph and cfg.foryou.ranker):
+        return P.make_picks(emb, rows, rc, min_goods, stages=stages)
+    with stages.stage("for_you_users"):
+        empty = P.unfilled(emb, rows, rc, min_goods)
+    served = for_you_picks(cfg, graph, emb, rows, empty, stages)  # no ranker beside the model: `empty` back
+    short = P.short_rows(served, rc.min_picks)
+    log.info(
+        "model retrieval and fallbacks for %d of %d eligible users (For You left them short)",
+        len(short),
+        len(served.users),
+        extra={"users_for_fallback": len(short), "users_eligible": len(served.users)},
+    )
+    if not len(short):
+        return served
+    fill = P.make_picks(emb, rows, rc, min_goods, users=served.users[short], stages=stages)
+    return P.fill_short(served, short, fill)
+
+
 def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> RecommendResult:
     """The daily job: everyone's picks, written back atomically. Raises runs.JobLocked if another runs.
 
@@ -140,10 +163,7 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
             emb.save(run_embeddings_path(cfg.artifacts, run_id))
         with stages.stage("read_rows"):
             rows = reads.read_rows(conn, rc.repeat_days)
-        picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, stages=stages)
-        if graph and cfg.foryou.ranker:
-            # The For You pipeline replaces the lists of the users it serves (when a ranker is beside the model).
-            picks = for_you_picks(cfg, graph, emb, rows, picks, stages)
+        picks = _daily_picks(cfg, graph, emb, rows, stages)
         with stages.stage("render"):
             labels = reads.read_labels(conn, *P.label_ids(picks, rows))
             pick_rows = P.to_rows(picks, rows, labels, rc)

@@ -1,0 +1,113 @@
+"""The daily job's two pick paths through a real database: For You's lists first, then model retrieval and the
+fallbacks only for the users For You leaves short, and a fallback count that counts fallbacks only.
+
+For You itself is planted (its own tests are in tests/serving/foryou): users 1-10 get a full For You list whose
+first three picks come from its followees source and whose last is its popularity top-up; user 11 gets three
+picks (short of recommend.min_picks); the others none."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graphrec.app import jobs
+from graphrec.core import db
+from graphrec.core.config import Config, PathsConfig
+from serving import fallback
+from serving import picks as P
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "serving"))
+from world import NEW_USER, World, build_world, for_you_all  # noqa: E402
+
+SERVED = list(range(1, 11))
+SHORT_FY = 11  # For You gives this user three picks
+FOLLOWEE_PICKS = 3  # per served user, from For You's followees source
+VIA = 2  # the followee those picks name
+
+
+def _plant_for_you(world: World) -> Any:
+    def for_you_picks(cfg: Config, graph: dict, emb: Any, rows: Any, picks: P.Picks, stages: Any) -> P.Picks:
+        assert (picks.picks < 0).all(), "For You must get empty lists, not model retrieval's"
+        new = {f: getattr(picks, f).copy() for f in ("picks", "source", "via_user")}
+        k = picks.picks.shape[1]
+        for i, u in enumerate(rows.user_id[picks.users].tolist()):
+            if u not in SERVED and u != SHORT_FY:
+                continue
+            pool = [g for g in range(1, 101) if g not in world.saves[u] and g != 50 and g not in world.summer]
+            n = k if u in SERVED else 3
+            new["picks"][i, :n] = rows.good_idx(np.array(pool[:n]))
+            if u in SERVED:
+                new["source"][i, :FOLLOWEE_PICKS] = fallback.FOLLOWEE
+                new["via_user"][i, :FOLLOWEE_PICKS] = rows.user_idx(np.array([VIA]))[0]
+                new["source"][i, k - 1] = fallback.POPULAR  # For You's popularity top-up
+        return dataclasses.replace(picks, **new)
+
+    return for_you_picks
+
+
+@pytest.fixture
+def planted(migrated_url: str, artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[World, Config, list]:
+    world = build_world(migrated_url)
+
+    def load(cfg: Config, url: str, stages: Any, keep: dict | None = None) -> Any:
+        assert keep is not None
+        keep.update(data=None, id_maps=None, as_of=0, checkpoint=artifacts)  # a graph was loaded
+        return world.emb
+
+    calls: list = []
+    real = P.make_picks
+
+    def spy(*args: Any, **kwargs: Any) -> P.Picks:
+        out = real(*args, **kwargs)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(jobs, "_load_current_embeddings", load)
+    monkeypatch.setattr(jobs, "for_you_picks", _plant_for_you(world))
+    monkeypatch.setattr(P, "make_picks", spy)
+    return world, Config(paths=PathsConfig(artifacts=str(artifacts))), calls
+
+
+def test_fallback_path_runs_only_for_users_for_you_leaves_short(planted: tuple[World, Config, list]) -> None:
+    world, cfg, calls = planted
+    rc = cfg.recommend
+    result = jobs.recommend(cfg, world.url)
+    eligible = sorted([*range(1, 21), NEW_USER])
+
+    # One model-retrieval pass, for the users For You left short (user 11 with 3 picks, and those with none).
+    assert len(calls) == 1
+    with db.connect(world.url, autocommit=True) as conn:
+        user_ids = np.array([r["id"] for r in conn.execute("SELECT id FROM users ORDER BY id").fetchall()])
+        feeds = for_you_all(conn, eligible)
+    short = sorted(set(eligible) - set(SERVED))
+    assert sorted(user_ids[calls[0].users].tolist()) == short
+
+    by_user: dict[int, list[dict]] = {}
+    for r in feeds:
+        by_user.setdefault(r["user_id"], []).append(r)
+    assert all(len(by_user.get(u, [])) >= rc.min_picks for u in eligible)  # the guarantee holds
+    for u in SERVED:  # For You's lists are served as they came
+        rows = sorted(by_user[u], key=lambda r: r["rank"])
+        assert len(rows) == rc.picks_per_user
+        assert [r["is_fallback"] for r in rows] == [False] * (rc.picks_per_user - 1) + [True]
+        assert all(f"user{VIA}" in r["reason"] for r in rows[:FOLLOWEE_PICKS])
+    # User 11 got model retrieval's list, not For You's three picks.
+    assert len(by_user[SHORT_FY]) == rc.picks_per_user
+
+    # fallback_picks: the fill path's fallbacks (short users) plus For You's top-ups, not its followee picks.
+    fill = calls[0]
+    fill_fallbacks = int(((fill.picks >= 0) & (fill.source != fallback.MODEL)).sum())
+    assert fill_fallbacks > 0  # NEW_USER (unknown to the model) is all fallbacks
+    assert result.counts["fallback_picks"] == fill_fallbacks + len(SERVED)
+    served_db = sum(r["is_fallback"] for r in feeds)
+    assert served_db == result.counts["fallback_picks"]
+    # The source-based count (what the job reported before) would have counted the followee picks too.
+    naive = fill_fallbacks + len(SERVED) * (FOLLOWEE_PICKS + 1)
+    assert naive != result.counts["fallback_picks"]
+    assert result.counts["users_served"] == len(eligible)
+    assert result.counts["users_short"] == 0

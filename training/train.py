@@ -24,7 +24,7 @@ from graphrec.core.artifacts import SAVES, IdMaps, current_model, load_graph, se
 from graphrec.core.config import TrainConfig
 from training.checkpoint import CheckpointMeta, Trained, new_version, save_trained
 from training.models import get_model
-from training.split import time_split
+from training.split import sample_validation, time_split
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def fit(
     check_inputs(data, cfg)
     start = time.perf_counter()
     seed_everything(cfg.seed)
-    split = time_split(data, cfg.val_share)
+    split = sample_validation(time_split(data, cfg.val_share), cfg.val_max_users, cfg.seed)
     log.info(
         "training %s on %d saves; validating on %d users' %d newest saves",
         cfg.model,

@@ -69,6 +69,11 @@ class TrainConfig:
     negatives: int = 512
     # Scores are cosines divided by this.
     temperature: float = 0.1
+    # PinSage-lite's softmax: subtract log(chance a candidate is drawn) from its logit (logQ correction).
+    logq_correction: bool = False
+    # PinSage-lite: width of the spectral input (a rank-k SVD of the degree-normalised save matrix, the one
+    # GF-CF filters, folded in per good through its savers; 0: none).
+    spectral_dim: int = 0
     # LightGCN propagates the whole graph each step, so it wants much larger batches.
     lightgcn_batch_size: int = 8192
     # The sequence model ("sasrec"): each user's newest N saves, attention blocks and heads, dropout, its own
@@ -90,6 +95,9 @@ class TrainConfig:
     recency_half_life_days: float = 60.0
     # Validation window just before the split point, as a share of the saves.
     val_share: float = 0.1
+    # At most this many of the window's users are ranked at each validation (a seeded sample; 0: all). The
+    # demo has ~1,000; at 50,000 users and 1M goods all ~10,000 made each validation take minutes.
+    val_max_users: int = 5000
     seed: int = 0
     # PinSage-lite: goods with at least this many training saves get their own learned id embedding beside
     # the CLIP projection (the rest, and goods new since training, share the zero "unknown" row; 0: no ids).

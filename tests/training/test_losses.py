@@ -77,3 +77,22 @@ def test_sampled_softmax_gradients_raise_the_positive_over_the_rest() -> None:
     assert (cands.grad[1] @ user).item() > 0 and (cands.grad[2] @ user).item() > 0  # the negatives away
     # The user moves towards the positive, away from the softmax-weighted negatives.
     assert (u.grad[0] @ torch.tensor(E1)).item() < 0
+
+
+def test_sampled_softmax_log_q_correction_known_value() -> None:
+    # logQ correction: each candidate's logit drops by the log of its chance of being drawn, so a popular
+    # candidate (drawn often as an in-batch negative) is pushed down less.
+    u = torch.tensor([E1])
+    cands = torch.tensor([E1, E2, [-1.0, 0.0]])  # logits 1, 0, -1 at T = 1
+    pos = torch.tensor([0])
+    log_q = torch.log(torch.tensor([0.5, 0.25, 0.25]))
+    expected = -math.log(math.exp(1 - log_q[0]) / sum(math.exp(s - q) for s, q in zip([1, 0, -1], log_q.tolist())))
+    got = sampled_softmax_loss(u, cands, pos, None, 1.0, log_q).item()
+    assert got == pytest.approx(expected, rel=1e-6)
+    # A uniform correction changes nothing (it shifts every logit alike) ...
+    flat = torch.full((3,), math.log(1 / 3))
+    assert sampled_softmax_loss(u, cands, pos, None, 1.0, flat).item() == pytest.approx(
+        sampled_softmax_loss(u, cands, pos, None, 1.0).item(), rel=1e-6
+    )
+    # ... and a correction that favours the negatives raises the loss.
+    assert got > sampled_softmax_loss(u, cands, pos, None, 1.0).item()

@@ -41,7 +41,16 @@ from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
 from graphrec.core.config import TrainConfig
 from training import losses
 from training.checkpoint import Trained
-from training.features import as_mean, node_features, recency_weights, user_feature_sums
+from training.features import (
+    as_mean,
+    inv_sqrt_degrees,
+    node_features,
+    recency_weights,
+    save_matrix,
+    spectral_good_features,
+    spectral_user_basis,
+    user_feature_sums,
+)
 from training.loop import Schedule, train_loop
 from training.models.base import Fitted, embeddings, training_index
 from training.sampler import HeteroNeighborSampler
@@ -103,6 +112,8 @@ class PinSageLite(torch.nn.Module):
         num_train_goods: goods of the training graph (the length of the `id_row` buffer).
         num_ids: rows of the id embedding, row 0 the shared all-zero "unknown" row (<= 1: no id embedding).
         popularity_input: add a learned projection of the good's popularity (`good_degrees`).
+        num_train_users: users of the training graph (the rows of the `user_basis` buffer).
+        spectral_dim: width k of the spectral input (`training.features.spectral_user_basis`; 0: none).
 
     forward(x_dict, edge_index_dict) -> dict of float32 [n_type, d] L2-normalised embeddings, where
     x_dict[type] is float32 [n_type, F] and edge_index_dict[edge_type] int64 [2, E] of local indices;
@@ -111,6 +122,7 @@ class PinSageLite(torch.nn.Module):
     """
 
     id_row: Tensor  # buffer: training good index -> id row
+    user_basis: Tensor  # buffer: training user index -> spectral basis row [num_train_users, spectral_dim]
 
     def __init__(
         self,
@@ -123,6 +135,8 @@ class PinSageLite(torch.nn.Module):
         num_train_goods: int = 0,
         num_ids: int = 0,
         popularity_input: bool = False,
+        num_train_users: int = 0,
+        spectral_dim: int = 0,
     ) -> None:
         super().__init__()
         self.node_types = tuple(node_types)
@@ -134,6 +148,10 @@ class PinSageLite(torch.nn.Module):
         self.num_train_goods = num_train_goods
         self.num_ids = num_ids if num_ids > 1 else 0
         self.popularity_input = popularity_input
+        self.num_train_users = num_train_users if spectral_dim > 0 else 0
+        self.spectral_dim = spectral_dim
+        self.register_buffer("user_basis", torch.zeros(self.num_train_users, spectral_dim))
+        self.spec_proj = torch.nn.Linear(spectral_dim, embedding_dim, bias=False) if spectral_dim > 0 else None
         # Training good index -> id row (0: the shared unknown row); set by fit, loaded from checkpoints.
         self.register_buffer("id_row", torch.zeros(num_train_goods, dtype=torch.long))
         self.id_emb = torch.nn.Embedding(self.num_ids, embedding_dim, padding_idx=0) if self.num_ids else None
@@ -173,6 +191,8 @@ class PinSageLite(torch.nn.Module):
             torch.nn.init.zeros_(self.id_emb.weight)
         if self.deg_proj is not None:
             torch.nn.init.zeros_(self.deg_proj.weight)
+        if self.spec_proj is not None:
+            torch.nn.init.zeros_(self.spec_proj.weight)
 
     def args(self) -> dict:
         """Constructor arguments, for checkpoints."""
@@ -186,6 +206,8 @@ class PinSageLite(torch.nn.Module):
             "num_train_goods": self.num_train_goods,
             "num_ids": self.num_ids,
             "popularity_input": self.popularity_input,
+            "num_train_users": self.num_train_users,
+            "spectral_dim": self.spectral_dim,
         }
 
     def forward(
@@ -195,10 +217,18 @@ class PinSageLite(torch.nn.Module):
         num_nodes_dict: dict[str, int] | None = None,
         good_rows: Tensor | None = None,
         good_deg: Tensor | None = None,
+        spec_dict: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """x_dict: CLIP-space inputs per node type; types only in num_nodes_dict (e.g. collections,
-        whose content arrives through their edges) start from their type's learned vector alone."""
-        h = {t: self.proj(x * self.input_scale) + self.type_bias[t] for t, x in x_dict.items()}
+        whose content arrives through their edges) start from their type's learned vector alone.
+        spec_dict: spectral inputs float32 [n_type, k] (users, goods) when the module has them."""
+        # proj(x) * scale == proj(x * scale) (no bias), without a scaled copy of x (2 GB for 1M goods).
+        h = {t: self.proj(x) * self.input_scale + self.type_bias[t] for t, x in x_dict.items()}
+        if self.spec_proj is not None and spec_dict is not None:
+            scale = math.sqrt(self.spectral_dim)
+            for t, z in spec_dict.items():
+                if t in h:
+                    h[t] = h[t] + self.spec_proj(z * scale)
         if "good" in h:
             if self.id_emb is not None and good_rows is not None:
                 h["good"] = h["good"] + self.id_emb(good_rows)
@@ -223,7 +253,7 @@ class PinSageLite(torch.nn.Module):
 class _Batches:
     """Leak-free training batches of save links for PinSage-lite, drawn from the training graph."""
 
-    def __init__(self, split: TimeSplit, cfg: TrainConfig) -> None:
+    def __init__(self, split: TimeSplit, cfg: TrainConfig, user_basis: Tensor | None = None) -> None:
         g = split.graph
         self.cfg = cfg
         self.num_goods = g["good"].num_nodes
@@ -246,6 +276,17 @@ class _Batches:
             g, {e: list(cfg.fanouts) for e in g.edge_types}, seed=cfg.seed, node_maps=node_maps
         )
         self.domain_goods = _domain_index(g) if cfg.hard_negatives else None
+        self.user_basis = user_basis
+        if user_basis is not None:
+            n_users = g["user"].num_nodes
+            r = save_matrix(ei[0].numpy(), ei[1].numpy(), n_users, self.num_goods)
+            du, dg = inv_sqrt_degrees(r)
+            self.du = torch.as_tensor(du, dtype=torch.float32)
+            self.dg = torch.as_tensor(dg, dtype=torch.float32)
+            self.spec_good = spectral_good_features(
+                ei[0].numpy(), ei[1].numpy(), n_users, self.num_goods, user_basis, torch.arange(n_users)
+            )
+            self.spec_user_sums = user_feature_sums(g, cfg.recency_half_life_days, self.spec_good)[0]
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     def __len__(self) -> int:
@@ -278,9 +319,29 @@ class _Batches:
             "user": as_mean(s, torch.where(left > 0, tot, torch.zeros(()))),
             **{t: self.feats[t][ids[t]] for t in self.feats if t != "user"},
         }
+        spec = None
+        if self.user_basis is not None:
+            # The batch's own saves leave the spectral inputs too: the user's mean, and the good's fold-in
+            # (once per distinct pair: the save matrix is binary).
+            su = self.spec_user_sums[ids["user"]].index_add_(0, u_loc, -w[:, None] * self.spec_good[g])
+            sg = self.spec_good[ids["good"]]
+            keys = u * self.num_goods + g
+            uniq, inv = torch.unique(keys, return_inverse=True)
+            first = torch.full((len(uniq),), len(keys), dtype=torch.long).scatter_reduce_(
+                0, inv, torch.arange(len(keys)), reduce="amin"
+            )
+            fu, fg = u[first], g[first]
+            sg.index_add_(0, g_loc[first], -(self.du[fu] * self.dg[fg])[:, None] * self.user_basis[fu])
+            spec = {"user": as_mean(su, torch.where(left > 0, tot, torch.zeros(()))), "good": sg}
         edge_index = {e: torch.stack([out.row[e], out.col[e]]) for e in out.row}
         n_cand = int(torch.unique(torch.cat([g, *extra])).numel())  # seed goods come first
         neg_loc = extra_loc["good"][: len(neg)]
+        log_q = None
+        if self.cfg.logq_correction:
+            # Chance of a candidate being drawn: in-batch positives by popularity, the random goods uniformly.
+            counts_all = self.good_counts[ids["good"][:n_cand]]
+            q = len(idx) * counts_all / max(len(self.users), 1) + len(neg) / self.num_goods
+            log_q = torch.log(q.clamp(min=1e-12))
         hard_loc = extra_loc["good"][len(neg) :] if hard is not None else None
         return {
             "x": x_dict,
@@ -294,6 +355,8 @@ class _Batches:
             "n_cand": n_cand,
             "neg_loc": neg_loc,
             "hard_loc": hard_loc,
+            "log_q": log_q,
+            "spec": spec,
         }
 
 
@@ -321,7 +384,7 @@ def _same_domain(index: tuple[Tensor, Tensor, Tensor], goods: Tensor, generator:
 
 
 def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tensor:
-    emb = model(b["x"], b["edge_index"], b["num_nodes"], model.id_row[b["good_ids"]], b["good_deg"])
+    emb = model(b["x"], b["edge_index"], b["num_nodes"], model.id_row[b["good_ids"]], b["good_deg"], b["spec"])
     uv = emb["user"][b["u_loc"]]
     if cfg.loss == "softmax":
         cand = emb["good"][: b["n_cand"]]
@@ -331,20 +394,41 @@ def _step_loss(model: PinSageLite, b: dict[str, Any], cfg: TrainConfig) -> Tenso
         mask = torch.zeros(len(u), b["n_cand"], dtype=torch.bool)
         rows, cols = same_user.nonzero(as_tuple=True)
         mask[rows, g_loc[cols]] = True
-        return losses.sampled_softmax_loss(uv, cand, g_loc, mask, cfg.temperature)
+        return losses.sampled_softmax_loss(uv, cand, g_loc, mask, cfg.temperature, b["log_q"])
     neg_loc = b["hard_loc"] if b["hard_loc"] is not None else b["neg_loc"]
     if len(neg_loc) < len(uv):
         neg_loc = neg_loc.repeat(math.ceil(len(uv) / len(neg_loc)))
     return losses.bpr_loss(uv, emb["good"][b["g_loc"]], emb["good"][neg_loc[: len(uv)]], cfg.temperature)
 
 
+def spectral_inputs(
+    model: PinSageLite, data: HeteroData, half_life_days: float, user_rows: Tensor | None = None
+) -> dict[str, Tensor] | None:
+    """The spectral inputs of `data`'s users and goods (None when the module has none): goods folded in
+    through their savers' basis rows, users the recency-weighted mean of their goods'. user_rows: int64 [U]
+    training index of each user of `data` (-1: new); None when `data` is the training graph itself."""
+    if model.spec_proj is None or SAVES not in data.edge_types:
+        return None
+    n_users, n_goods = data["user"].num_nodes, data["good"].num_nodes
+    rows = torch.arange(n_users) if user_rows is None else user_rows
+    rows = torch.where(rows < len(model.user_basis), rows, torch.full_like(rows, -1))
+    ei = data[SAVES].edge_index.numpy()
+    good = spectral_good_features(ei[0], ei[1], n_users, n_goods, model.user_basis, rows)
+    return {"user": as_mean(*user_feature_sums(data, half_life_days, good)), "good": good}
+
+
 def pinsage_vectors(
-    model: PinSageLite, data: HeteroData, half_life_days: float, good_rows: Tensor | None = None
+    model: PinSageLite,
+    data: HeteroData,
+    half_life_days: float,
+    good_rows: Tensor | None = None,
+    user_rows: Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-graph embeddings (all neighbors, no sampling): user_vecs [U, d], good_vecs [G, d], float32.
 
-    good_rows: int64 [G] id row of each good of `data` (0: unknown); None when `data` is the training graph
-    itself (the module's `id_row`)."""
+    good_rows: int64 [G] id row of each good of `data` (0: unknown); user_rows: int64 [U] training index of
+    each user (-1: new); both None when `data` is the training graph itself."""
+    spec = spectral_inputs(model, data, half_life_days, user_rows)
     x = node_features(data, half_life_days)
     edge_index = {e: data[e].edge_index for e in data.edge_types}
     num_nodes = {t: data[t].num_nodes for t in data.node_types}
@@ -353,7 +437,7 @@ def pinsage_vectors(
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        emb = model(x, edge_index, num_nodes, rows, deg)
+        emb = model(x, edge_index, num_nodes, rows, deg, spec)
     model.train(was_training)
     return emb["user"].numpy().astype(np.float32), emb["good"].numpy().astype(np.float32)
 
@@ -374,6 +458,8 @@ def build_pinsage(model_args: dict[str, Any], state_dict: dict[str, Tensor] | No
         num_train_goods=a.get("num_train_goods", 0),
         num_ids=a.get("num_ids", 0),
         popularity_input=a.get("popularity_input", False),
+        num_train_users=a.get("num_train_users", 0),
+        spectral_dim=a.get("spectral_dim", 0),
     )
     if state_dict is not None:
         model.load_state_dict(state_dict)
@@ -393,7 +479,14 @@ class PinSageModel:
         if len(cfg.fanouts) != cfg.num_layers:
             raise ValueError(f"train.fanouts has {len(cfg.fanouts)} hops but train.num_layers is {cfg.num_layers}")
         start = time.perf_counter()
-        batches = _Batches(split, cfg)
+        basis = None
+        if cfg.spectral_dim > 0:
+            basis = torch.from_numpy(
+                spectral_user_basis(
+                    split.train_users, split.train_goods, split.num_users, split.num_goods, cfg.spectral_dim, cfg.seed
+                )
+            )
+        batches = _Batches(split, cfg, basis)
         rows = id_rows(split.train_goods, split.num_goods, cfg.id_min_saves)
         model = PinSageLite(
             node_types=tuple(g.node_types),
@@ -404,8 +497,12 @@ class PinSageModel:
             num_train_goods=split.num_goods,
             num_ids=int(rows.max()) + 1 if rows.numel() else 0,
             popularity_input=cfg.degree_features,
+            num_train_users=split.num_users,
+            spectral_dim=int(basis.size(1)) if basis is not None else 0,
         )
         model.id_row.copy_(rows)
+        if basis is not None:
+            model.user_basis.copy_(basis)
         log.info(
             "pinsage: %d of %d goods have their own id row (train.id_min_saves %d); degree features %s",
             model.num_ids - 1 if model.num_ids else 0,
@@ -452,5 +549,6 @@ class PinSageModel:
         known = (tidx >= 0) & (tidx < len(model.id_row))
         rows = torch.zeros(len(tidx), dtype=torch.long)
         rows[known] = model.id_row[tidx[known]]
-        user_vecs, good_vecs = pinsage_vectors(model, data, trained.meta.config.recency_half_life_days, rows)
+        users = torch.as_tensor(training_index(trained, id_maps, "user"), dtype=torch.long)
+        user_vecs, good_vecs = pinsage_vectors(model, data, trained.meta.config.recency_half_life_days, rows, users)
         return embeddings(trained, id_maps, user_vecs, good_vecs)

@@ -138,3 +138,81 @@ RETURNING id;
 
 -- name: succeeded_runs
 SELECT id FROM graphrec_runs WHERE kind = 'recommend' AND status = 'succeeded';
+
+-- One user's For You world (serving.reads.read_user_world): the rows one rescore needs, never the catalog.
+
+-- name: saves_by_users
+-- Every save of the given users.
+SELECT user_id::bigint, good_id::bigint, extract(epoch FROM saved_at)::bigint
+FROM saves
+WHERE user_id = ANY(%(users)s)
+  AND user_id >= %(min_id)s AND good_id >= %(min_id)s AND isfinite(saved_at)
+  AND saved_at <= now() + make_interval(secs => %(future_s)s);
+
+-- name: co_savers
+-- Users who saved one of the given goods (through saves_good), the given users left out.
+SELECT DISTINCT user_id::bigint
+FROM saves
+WHERE good_id = ANY(%(goods)s) AND NOT user_id = ANY(%(users)s) AND user_id >= %(min_id)s;
+
+-- name: fresh_goods
+-- Goods created in the last %(fresh_days)s days (not deleted) with at most %(fresh_max)s saves.
+SELECT g.id::bigint
+FROM goods g
+WHERE g.deleted_at IS NULL AND g.id >= %(min_id)s
+  AND g.created_at >= now() - make_interval(days => %(fresh_days)s) AND g.created_at <= now()
+  AND (SELECT count(*) FROM saves s WHERE s.good_id = g.id) <= %(fresh_max)s;
+
+-- name: popular_recent_goods
+-- The goods saved most in the last %(days)s days (For You's popularity top-up draws from these).
+SELECT good_id::bigint
+FROM saves
+WHERE saved_at >= now() - make_interval(days => %(days)s) AND good_id >= %(min_id)s AND isfinite(saved_at)
+GROUP BY good_id
+ORDER BY count(DISTINCT user_id) DESC, good_id DESC
+LIMIT %(limit)s;
+
+-- name: collections_holding
+-- (collection, good, added) of every good in the collections that hold one of the given goods.
+SELECT cg.collection_id::bigint, cg.good_id::bigint, extract(epoch FROM cg.added_at)::bigint
+FROM collection_goods cg
+WHERE cg.collection_id IN (SELECT collection_id FROM collection_goods WHERE good_id = ANY(%(goods)s))
+  AND cg.collection_id >= %(min_id)s AND cg.good_id >= %(min_id)s AND isfinite(cg.added_at);
+
+-- name: goods_rows
+-- The given goods that are not deleted: id, domain code (position in domain_names), created_at.
+SELECT g.id::bigint, coalesce(d.code, -1)::bigint, extract(epoch FROM g.created_at)::bigint
+FROM goods g
+LEFT JOIN (
+    SELECT domain, row_number() OVER (ORDER BY domain) - 1 AS code
+    FROM (SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL) x
+) d ON d.domain = g.domain
+WHERE g.id = ANY(%(goods)s) AND g.deleted_at IS NULL AND isfinite(g.created_at)
+ORDER BY g.id;
+
+-- name: goods_embeddings
+-- The given goods' CLIP embeddings as real[] (pgvector's vector casts to it), one dimension, no NULL element.
+SELECT id::bigint, embedding::real[]
+FROM goods
+WHERE id = ANY(%(goods)s) AND embedding IS NOT NULL AND array_ndims(embedding::real[]) = 1
+  AND cardinality(embedding::real[]) = %(dim)s AND array_position(embedding::real[], NULL) IS NULL
+ORDER BY id;
+
+-- name: embedding_dim
+SELECT cardinality(embedding::real[]) AS d FROM goods WHERE id = ANY(%(goods)s) AND embedding IS NOT NULL
+GROUP BY 1 ORDER BY count(*) DESC LIMIT 1;
+
+-- name: goods_popularity
+-- Users who saved each given good: in all, and whose first save of it is in the last %(w0)s, %(w1)s, %(w2)s days.
+SELECT good_id::bigint, count(*)::bigint,
+       (count(*) FILTER (WHERE first >= now() - make_interval(days => %(w0)s)))::bigint,
+       (count(*) FILTER (WHERE first >= now() - make_interval(days => %(w1)s)))::bigint,
+       (count(*) FILTER (WHERE first >= now() - make_interval(days => %(w2)s)))::bigint
+FROM (
+    SELECT good_id, user_id, min(saved_at) AS first
+    FROM saves
+    WHERE good_id = ANY(%(goods)s) AND user_id >= %(min_id)s AND isfinite(saved_at)
+      AND saved_at <= now() + make_interval(secs => %(future_s)s)
+    GROUP BY good_id, user_id
+) s
+GROUP BY good_id;

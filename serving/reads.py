@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from graphrec.core import db, rules
-from graphrec.core.copy import copy_int64
+from graphrec.core.copy import TRAILER, copy_int64, copy_out
 from graphrec.core.sql import load_queries
 from serving.reasons import Labels
 from serving.rows import ServingRows
@@ -81,3 +82,140 @@ def read_labels(conn: db.Connection, good_ids: np.ndarray, collection_ids: np.nd
 def for_you(conn: db.Connection, user_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The app's read: the current run's picks for one user (the SQL function for_you)."""
     return conn.execute(Q["for_you"], {"user": user_id, "limit": limit}).fetchall()
+
+
+# --- one user's For You world ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserWorld:
+    """What one user's For You rescore reads (serving.reads.read_user_world), in one snapshot.
+
+    rows: ServingRows over the goods in reach (`good_id`: not deleted; the user's saves, their co-savers' and
+    followees' saves, fresh goods, collections holding one of the user's saves, the recent popular goods) and
+    the users whose saves were read (the user, the people who saved one of their goods, their followees).
+    rows.save_* hold every save of those users; owned_*, follower/followee and picked_* the user's own.
+    content: float32 [G, d] the goods' CLIP vectors, L2-normalised (zero rows: none stored). created_at: int64
+    [G]. popularity: int64 [G, 1 + len(windows)]: users who saved each good in all (the whole table, not only
+    the users read), then first in each window of `windows` days. contains: (collection_id, good_id, added)
+    of the collections holding one of the user's saves."""
+
+    rows: ServingRows
+    content: np.ndarray
+    created_at: np.ndarray
+    popularity: np.ndarray
+    windows: tuple[int, ...]
+    contains: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def read_user_world(
+    conn: db.Connection,
+    user_id: int,
+    *,
+    repeat_days: int,
+    fresh_days: int,
+    fresh_max_saves: int,
+    windows: tuple[int, int, int],
+    popular_days: int,
+    popular_goods: int,
+    content_cache: tuple[np.ndarray, np.ndarray] | None = None,
+) -> UserWorld:
+    """The rows one user's For You list needs (see UserWorld), by index (saves by user, saves by good), never
+    a scan of the catalog's embeddings. content_cache: (sorted good ids [N], their L2-normalised CLIP vectors
+    [N, d], e.g. memory-mapped: what the current run wrote); goods it holds are not read from the database."""
+    me = [int(user_id)]
+    p: dict[str, Any] = {
+        "days": repeat_days,
+        "users": me,
+        "min_id": rules.MIN_ID,
+        "future_s": rules.FUTURE_TOLERANCE_S,
+    }
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        now = conn.execute(Q["now"]).fetchone()
+        domains = conn.execute(Q["domain_names"]).fetchall()
+        mine_u, mine_g, mine_t = copy_int64(conn, Q["saves_by_users"], 3, p)
+        follower, followee = copy_int64(conn, Q["follows"], 2, p)
+        owned_user, owned_collection, owned_good = copy_int64(conn, Q["owned_goods"], 3, p)
+        picked_user, picked_good = copy_int64(conn, Q["recent_picks"], 2, p)
+        my_goods = np.unique(mine_g).tolist()
+        (co,) = copy_int64(conn, Q["co_savers"], 1, {**p, "goods": my_goods})
+        others = np.setdiff1d(np.union1d(co, followee), me).tolist()
+        su, sg, st = copy_int64(conn, Q["saves_by_users"], 3, {**p, "users": others})
+        (fresh,) = copy_int64(conn, Q["fresh_goods"], 1, {**p, "fresh_days": fresh_days, "fresh_max": fresh_max_saves})
+        (popular,) = copy_int64(conn, Q["popular_recent_goods"], 1, {**p, "days": popular_days, "limit": popular_goods})
+        coll, coll_good, coll_t = copy_int64(conn, Q["collections_holding"], 3, {**p, "goods": my_goods})
+        reach = np.unique(np.concatenate([mine_g, sg, fresh, popular, coll_good, owned_good, picked_good]))
+        good_id, good_domain, created = copy_int64(conn, Q["goods_rows"], 3, {**p, "goods": reach.tolist()})
+        ids = good_id.tolist()
+        content, missing = _cached_content(good_id, content_cache)
+        if missing.any():  # goods new since the run wrote the cache, or no cache
+            fetched = _embeddings(conn, good_id[missing], {**p, "goods": good_id[missing].tolist()})
+            if content.shape[1] == 0:
+                content = np.zeros((len(good_id), fetched.shape[1]), np.float32)
+            if fetched.shape[1] == content.shape[1]:  # another dimension than the catalog's: no vector
+                content[missing] = fetched
+        w = {"w0": windows[0], "w1": windows[1], "w2": windows[2]}
+        pg, *counts = copy_int64(conn, Q["goods_popularity"], 5, {**p, **w, "goods": ids})
+    popularity = np.zeros((len(good_id), 4), np.int64)  # a good nobody saved has no row
+    if len(pg):
+        popularity[np.searchsorted(good_id, pg)] = np.stack(counts, axis=1)
+    rows = ServingRows(
+        user_id=np.unique(np.concatenate([me, others, su])).astype(np.int64),
+        good_id=good_id,
+        good_domain=good_domain,
+        domain_names=np.array([r["domain"] for r in domains], dtype=str),
+        save_user=np.concatenate([mine_u, su]),
+        save_good=np.concatenate([mine_g, sg]),
+        save_time=np.concatenate([mine_t, st]),
+        owned_user=owned_user,
+        owned_collection=owned_collection,
+        owned_good=owned_good,
+        follower=follower,
+        followee=followee,
+        picked_user=picked_user,
+        picked_good=picked_good,
+        now=int(now["t"]) if now else int(time.time()),
+    )
+    return UserWorld(rows, content, created, popularity, tuple(windows), (coll, coll_good, coll_t))
+
+
+def _cached_content(good_id: np.ndarray, cache: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [G, d] the cached vectors of `good_id`, bool [G] goods the cache does not hold)."""
+    if cache is None or not len(cache[0]):
+        return np.zeros((len(good_id), 0), np.float32), np.ones(len(good_id), bool)
+    ids, vecs = cache
+    at = np.searchsorted(ids, good_id).clip(0, len(ids) - 1)
+    held = ids[at] == good_id
+    out = np.zeros((len(good_id), vecs.shape[1]), np.float32)
+    rows = at[held]
+    order = np.argsort(rows)  # ascending rows: sequential reads of a memory map
+    out[np.flatnonzero(held)[order]] = vecs[rows[order]]
+    return out, ~held
+
+
+def _embeddings(conn: db.Connection, good_id: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """float32 [len(good_id), d] the goods' embeddings (sorted good_id), L2-normalised as etl stores them;
+    rows without one, or of another dimension than most, or with a NULL element stay zero."""
+    row = conn.execute(Q["embedding_dim"], p).fetchone()
+    d = int(row["d"]) if row and row["d"] else 0
+    out = np.zeros((len(good_id), d), np.float32)
+    if d == 0 or not len(good_id):
+        return out
+    data, start = copy_out(conn, Q["goods_embeddings"], {**p, "dim": d})
+    # Each row: int16 2 fields; int32 8, int64 id; int32 length, then the real[] (int32 ndim, has_null, oid,
+    # size, lower bound) and per element int32 4 and the float4. The query keeps rows of dimension d only.
+    rec = np.dtype(
+        [("n", ">i2"), ("l0", ">i4"), ("id", ">i8"), ("l1", ">i4"), ("head", ">i4", 5)]
+        + [("v", [("len", ">i4"), ("val", ">f4")], d)]
+    )
+    body = memoryview(data)[start : len(data) - len(TRAILER)]
+    if len(body) % rec.itemsize:
+        raise ValueError(f"goods.embedding: unexpected binary COPY layout for dimension {d}")
+    r = np.frombuffer(body, dtype=rec)
+    if len(r) and (np.any(r["n"] != 2) or np.any(r["l1"] != 20 + 8 * d) or np.any(r["v"]["len"] != 4)):
+        raise ValueError(f"goods.embedding: unexpected binary COPY layout for dimension {d}")
+    x = r["v"]["val"].astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+    out[np.searchsorted(good_id, r["id"])] = x
+    return out

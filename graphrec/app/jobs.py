@@ -23,6 +23,7 @@ from graphrec.app import gate
 from graphrec.app.foryou import for_you_picks, gate_pipeline, train_checkpoint_ranker
 from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
+from graphrec.core.arrays import GraphArrays
 from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
 from graphrec.core.config import Config
 from graphrec.core.stages import Stages
@@ -94,6 +95,35 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages, keep: dict[s
     return emb
 
 
+CONTENT_IDS, CONTENT = "content_ids.npy", "content.npy"
+
+
+def save_content(run_dir: Path, graph: dict[str, Any]) -> None:
+    """The graph's CLIP vectors (float16, L2-normalised as etl built them) and good ids beside the run's
+    embeddings, so one user's rescore memory-maps the rows it needs instead of reading the catalog's
+    embeddings from the database. Written under temporary names, then renamed (ids last)."""
+    ids = np.asarray(graph["id_maps"].good_ids, dtype=np.int64)
+    x = np.asarray(graph["data"]["good"].x.numpy(), dtype=np.float16)
+    for name, arr in ((CONTENT, x), (CONTENT_IDS, ids)):
+        tmp = run_dir / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+        tmp.replace(run_dir / name)
+
+
+def load_content(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(good ids, memory-mapped float16 vectors) the run wrote, or None (no graph, an older run, a mismatch)."""
+    try:
+        ids = np.load(run_dir / CONTENT_IDS)
+        vecs = np.load(run_dir / CONTENT, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if vecs.ndim != 2 or len(vecs) != len(ids) or (len(ids) > 1 and np.any(np.diff(ids) <= 0)):
+        log.warning("ignoring the content cache in %s: its ids and vectors do not match", run_dir)
+        return None
+    return ids, vecs
+
+
 class PublishRefused(RuntimeError):
     """A recommend run that would serve no one, or far fewer users than the current run: not published."""
 
@@ -161,6 +191,9 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
         model_version = job.model_version = emb.model_version
         with stages.stage("save_embeddings"):
             emb.save(run_embeddings_path(cfg.artifacts, run_id))
+        if graph:
+            with stages.stage("save_content"):
+                save_content(run_embeddings_path(cfg.artifacts, run_id).parent, graph)
         with stages.stage("read_rows"):
             rows = reads.read_rows(conn, rc.repeat_days)
         picks = _daily_picks(cfg, graph, emb, rows, stages)
@@ -213,9 +246,33 @@ class UserPicks:
     picks: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _WorldArrays(GraphArrays):
+    """GraphArrays of the goods around one user whose popularity is the whole table's (the arrays hold only
+    the saves of the users read): catalog_popularity int64 [G, 1 + len(windows)], savers in all and first in
+    each window of `windows` days before as_of."""
+
+    catalog_popularity: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.int64))
+    windows: tuple[int, ...] = ()
+
+    def popularity(self, since: float | None = None) -> np.ndarray:
+        if since is None:
+            return self.catalog_popularity[:, 0].copy()
+        days = (self.as_of - since) / 86_400
+        for j, w in enumerate(self.windows):
+            if abs(days - w) < 1e-6:
+                return self.catalog_popularity[:, 1 + j].copy()
+        raise ValueError(
+            f"one-user For You: popularity over {days:g} days was asked for; the rescore reads {self.windows}"
+        )
+
+
 def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> UserPicks:
-    """Rescore one user now: today's saves, collections and filters from the database, the user's vector
-    from the current run's embeddings; the new picks replace theirs in the current run (when `write`)."""
+    """Rescore one user now, with the pipeline the daily job serves: For You (its sources, the ranker beside
+    the current run's model, the user's interests, calibration) on the rows around this user alone
+    (`_one_user_for_you`); model retrieval from the current run's embeddings and the fallbacks when there
+    is no ranker or For You leaves the user short. The new picks replace theirs in the current run (when
+    `write`)."""
     rc = cfg.recommend
     from graphrec.core import db
 
@@ -223,17 +280,18 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
         current = runs.current_run(conn)
         if current is None:
             raise LookupError("no current run: run `graphrec recommend` first")
-        # verify=False: the 0.5 s SHA-256 at 10x would be half the rescore's budget; zip's CRC-32 still checks.
-        emb = Embeddings.load(run_embeddings_path(cfg.artifacts, current.id), verify=False)
-        recent_days = max(rc.followee_days, rc.popular_days)
-        rows = reads.read_rows(conn, rc.repeat_days, user_ids=[user_id], recent_days=recent_days)
-        idx = rows.user_idx(np.array([user_id]))
-        mine = rows.save_good[(rows.save_user == user_id) & (rows.good_idx(rows.save_good) >= 0)]
-        saved = len(np.unique(mine))
+        made = None
+        ranker = None
+        if cfg.foryou.ranker and current.model_version:
+            ranker = Ranker.load(models_dir(cfg.artifacts) / current.model_version)
+        if ranker is not None:
+            made = _one_user_for_you(cfg, conn, current.id, user_id, ranker)
+        if made is None:
+            made = _one_user_model(cfg, conn, current.id, user_id)
+        picks, rows, saved = made
         out = UserPicks(user_id=user_id, run_id=current.id, eligible=saved > cfg.graph.min_goods, saved_goods=saved)
-        if idx[0] < 0 or not out.eligible:
+        if picks is None:
             return out
-        picks = P.make_picks(emb, rows, rc, cfg.graph.min_goods, users=idx)
         pick_rows = P.to_rows(picks, rows, reads.read_labels(conn, *P.label_ids(picks, rows)), rc)
         if write:
             store.replace_user_picks(conn, pick_rows, user_id)
@@ -251,6 +309,152 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
                 )
             ]
     return out
+
+
+OneUser = tuple[P.Picks | None, Any, int]  # (picks or None when not eligible, their ServingRows, goods saved)
+
+
+def _one_user_model(cfg: Config, conn: Any, run_id: int, user_id: int) -> OneUser:
+    """Model retrieval from the current run's embeddings, then the fallbacks (today's rows for this user and
+    everyone's recent saves): the path without a ranker, and for users For You leaves short."""
+    rc = cfg.recommend
+    # verify=False: the 0.5 s SHA-256 at 10x would be half the rescore's budget; zip's CRC-32 still checks.
+    emb = Embeddings.load(run_embeddings_path(cfg.artifacts, run_id), verify=False)
+    recent_days = max(rc.followee_days, rc.popular_days)
+    rows = reads.read_rows(conn, rc.repeat_days, user_ids=[user_id], recent_days=recent_days)
+    idx = rows.user_idx(np.array([user_id]))
+    mine = rows.save_good[(rows.save_user == user_id) & (rows.good_idx(rows.save_good) >= 0)]
+    saved = len(np.unique(mine))
+    if idx[0] < 0 or saved <= cfg.graph.min_goods:
+        return None, rows, saved
+    return P.make_picks(emb, rows, rc, cfg.graph.min_goods, users=idx), rows, saved
+
+
+def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker: Ranker) -> OneUser | None:
+    """For You's list for one user on a graph of what is around them (serving.reads.read_user_world): their
+    saves, follows, collections and recent picks; every save of the people who saved one of their goods and
+    of their followees; fresh goods; the collections holding their saves; the recent popular goods. Catalog
+    figures the pipeline reads (each good's saves in all and in its windows, user and good degrees of the
+    graph filter and of co-saves) are the whole table's. None when For You leaves the user short (the
+    caller falls back to model retrieval).
+
+    Where the list can differ from the daily job's on the same rows: GF-CF's ideal low-pass term needs the
+    whole catalog's SVD, so only its linear filter scores here; the CLIP clusters (trending, features) and
+    the interests' centring are fitted on the goods in reach, not on the catalog; trending and the
+    popularity top-up see the goods in reach only."""
+    import scipy.sparse as sp
+
+    from graphrec.core.arrays import timed_pairs
+    from serving import fallback
+    from serving import reasons as R
+    from serving.foryou.context import ForYouContext, ModelVectors
+    from serving.foryou.pipeline import PICK_SOURCES, for_you
+    from serving.rows import exclusion_matrix
+
+    rc, fy = cfg.recommend, cfg.foryou
+    windows = (7, fy.trending_days, 30)
+    world = reads.read_user_world(
+        conn,
+        user_id,
+        repeat_days=rc.repeat_days,
+        fresh_days=fy.fresh_days,
+        fresh_max_saves=fy.fresh_max_saves,
+        windows=windows,
+        popular_days=7,
+        popular_goods=rc.picks_per_user * 4,
+        content_cache=load_content(run_embeddings_path(cfg.artifacts, run_id).parent),
+    )
+    rows = world.rows
+    if world.content.shape[1] == 0:
+        log.warning("one-user For You: no CLIP content around user %d; model retrieval instead", user_id)
+        return None
+    n_u, n_g = rows.num_users, rows.num_goods
+    su, sg = rows.user_idx(rows.save_user), rows.good_idx(rows.save_good)
+    ok = (su >= 0) & (sg >= 0) & (rows.save_time <= rows.now)
+    saves, save_time = timed_pairs(su[ok], sg[ok], rows.save_time[ok], (n_u, n_g))
+    me = int(rows.user_idx(np.array([user_id]))[0])
+    saved = int(np.diff(saves.indptr)[me]) if me >= 0 else 0
+    if me < 0 or saved <= cfg.graph.min_goods:
+        return None, rows, saved
+    fu, fe = rows.user_idx(rows.follower), rows.user_idx(rows.followee)
+    keep = (fu >= 0) & (fe >= 0)
+    follows, follow_time = timed_pairs(fu[keep], fe[keep], np.zeros(int(keep.sum())), (n_u, n_u))
+    coll, coll_good, coll_t = world.contains
+    coll_ids = np.unique(coll)
+    cg = rows.good_idx(coll_good)
+    keep = cg >= 0
+    contains, contains_time = timed_pairs(
+        np.searchsorted(coll_ids, coll[keep]), cg[keep], coll_t[keep], (len(coll_ids), n_g)
+    )
+    arrays = _WorldArrays(
+        saves=saves,
+        save_time=save_time,
+        follows=follows,
+        follow_time=follow_time,
+        contains=contains,
+        contains_time=contains_time,
+        collection_owner=np.full(len(coll_ids), -1, np.int64),
+        content=world.content,
+        domain=rows.good_domain,
+        created_at=world.created_at,
+        as_of=rows.now,
+        min_goods=cfg.graph.min_goods,
+        catalog_popularity=world.popularity,
+        windows=world.windows,
+    )
+    # Degrees of the whole table: goods' savers (popularity), users' saves (complete for every user read).
+    pop = world.popularity[:, 0].astype(np.float32)
+    dg = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
+    du = np.diff(saves.indptr).astype(np.float32)
+    s = sp.csr_matrix(saves, dtype=np.float32)
+    norm = sp.csr_matrix(sp.diags(np.divide(1.0, np.sqrt(du), out=np.zeros_like(du), where=du > 0)) @ s @ sp.diags(dg))
+
+    def graph_filter(users: np.ndarray) -> np.ndarray:
+        # GF-CF's linear filter r R~^T R~ (graphrec.app.foryou fits GF-CF with its ideal term on the catalog).
+        return np.asarray(((s[users] @ norm.T) @ norm).todense(), dtype=np.float32)
+
+    model = None
+    if "model" in ranker.sources:
+        emb = Embeddings.load(run_embeddings_path(cfg.artifacts, run_id), verify=False)
+        uv = np.zeros((n_u, emb.user_vecs.shape[1]), np.float32)
+        gv = np.zeros((n_g, emb.good_vecs.shape[1]), np.float32)
+        eu, eg = rows.user_idx(emb.user_ids), rows.good_idx(emb.good_ids)
+        uv[eu[eu >= 0]], gv[eg[eg >= 0]] = emb.user_vecs[eu >= 0], emb.good_vecs[eg >= 0]
+        model = ModelVectors(uv, gv, kind=emb.model_kind, version=emb.model_version)
+    gf = graph_filter if "graph_filter" in ranker.sources else None
+    ctx = ForYouContext.build(arrays, fy, graph_filter=gf, model=model, extra_exclude=exclusion_matrix(rows))
+    du_inv = np.divide(1.0, du, out=np.zeros_like(du), where=du > 0)
+    ctx.cache["cosave_parts"] = (sp.csr_matrix(s @ sp.diags(dg)), sp.csr_matrix(s.T), du_inv, dg)
+    users = np.array([me], np.int64)
+    lists = for_you(ctx, users, rc.picks_per_user, ranker, fy.ranker_threads)
+    goods = lists.goods
+    if int((goods >= 0).sum()) < rc.min_picks:
+        return None
+    followees, popular = PICK_SOURCES.index("followees"), PICK_SOURCES.index("popular")
+    source = np.where(
+        lists.source == followees,
+        fallback.FOLLOWEE,
+        np.where(lists.source == popular, fallback.POPULAR, fallback.MODEL),
+    ).astype(np.int8)
+    via = np.where((lists.source == followees) & (lists.via >= 0), lists.via, -1)
+    newest_first = R.order_rows_newest_first(n_u, n_g, su, sg, rows.save_time)
+    anchor, cosine = R.anchors(users, goods, source, newest_first, np.arange(n_g), world.content)
+    top_up = goods[(goods >= 0) & (source == fallback.POPULAR)]
+    picks = P.Picks(
+        users=users,
+        picks=goods,
+        scores=np.where(goods >= 0, lists.scores, 0.0).astype(np.float32),
+        source=source,
+        via_user=via,
+        anchor=anchor,
+        cosine=cosine,
+        popular_saves={int(g): (int(world.popularity[g, 1]), int(world.popularity[g, 0])) for g in top_up},
+        eligible=1,
+        unknown_users=0,
+        unknown_goods=0,
+        filler=source == fallback.POPULAR,
+    )
+    return picks, rows, saved
 
 
 def rollback(cfg: Config, url: str, run_id: int | None = None) -> tuple[int | None, int]:

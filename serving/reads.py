@@ -119,10 +119,15 @@ def read_user_world(
     popular_days: int,
     popular_goods: int,
     content_cache: tuple[np.ndarray, np.ndarray] | None = None,
+    fresh_keep: int | None = None,
+    fresh_anchors: int = 5,
 ) -> UserWorld:
     """The rows one user's For You list needs (see UserWorld), by index (saves by user, saves by good), never
     a scan of the catalog's embeddings. content_cache: (sorted good ids [N], their L2-normalised CLIP vectors
-    [N, d], e.g. memory-mapped: what the current run wrote); goods it holds are not read from the database."""
+    [N, d], e.g. memory-mapped: what the current run wrote); goods it holds are not read from the database.
+    fresh_keep: with the cache, only the fresh goods the fresh source could propose are kept: the best
+    `fresh_keep` plus as many as the user's exclusions by cosine to their `fresh_anchors` newest saves (the
+    fresh source's own score), and every fresh good the cache does not hold."""
     me = [int(user_id)]
     p: dict[str, Any] = {
         "days": repeat_days,
@@ -141,12 +146,18 @@ def read_user_world(
         my_goods = np.unique(mine_g).tolist()
         (co,) = copy_int64(conn, Q["co_savers"], 1, {**p, "goods": my_goods})
         others = np.setdiff1d(np.union1d(co, followee), me).tolist()
-        su, sg, st = copy_int64(conn, Q["saves_by_users"], 3, {**p, "users": others})
-        (fresh,) = copy_int64(conn, Q["fresh_goods"], 1, {**p, "fresh_days": fresh_days, "fresh_max": fresh_max_saves})
+        su, sg, st = _int_arrays(conn, Q["saves_by_users"], 3, {**p, "users": others})
+        (fresh,) = _int_arrays(conn, Q["fresh_goods"], 1, {**p, "fresh_days": fresh_days, "fresh_max": fresh_max_saves})
+        if content_cache is not None and fresh_keep is not None:
+            excluded = np.unique(np.concatenate([mine_g, owned_good, picked_good]))
+            newest = _newest(mine_g, mine_t, fresh_anchors)
+            fresh = _fresh_in_reach(fresh, newest, content_cache, fresh_keep + len(excluded))
         (popular,) = copy_int64(conn, Q["popular_recent_goods"], 1, {**p, "days": popular_days, "limit": popular_goods})
-        coll, coll_good, coll_t = copy_int64(conn, Q["collections_holding"], 3, {**p, "goods": my_goods})
+        coll, coll_good, coll_t = _int_arrays(conn, Q["collections_holding"], 3, {**p, "goods": my_goods})
         reach = np.unique(np.concatenate([mine_g, sg, fresh, popular, coll_good, owned_good, picked_good]))
-        good_id, good_domain, created = copy_int64(conn, Q["goods_rows"], 3, {**p, "goods": reach.tolist()})
+        good_id, good_domain, created = _int_arrays(conn, Q["goods_rows"], 3, {**p, "goods": reach.tolist()})
+        order = np.argsort(good_id)
+        good_id, good_domain, created = good_id[order], good_domain[order], created[order]
         ids = good_id.tolist()
         content, missing = _cached_content(good_id, content_cache)
         if missing.any():  # goods new since the run wrote the cache, or no cache
@@ -156,7 +167,7 @@ def read_user_world(
             if fetched.shape[1] == content.shape[1]:  # another dimension than the catalog's: no vector
                 content[missing] = fetched
         w = {"w0": windows[0], "w1": windows[1], "w2": windows[2]}
-        pg, *counts = copy_int64(conn, Q["goods_popularity"], 5, {**p, **w, "goods": ids})
+        pg, *counts = _int_arrays(conn, Q["goods_popularity"], 5, {**p, **w, "goods": ids})
     popularity = np.zeros((len(good_id), 4), np.int64)  # a good nobody saved has no row
     if len(pg):
         popularity[np.searchsorted(good_id, pg)] = np.stack(counts, axis=1)
@@ -178,6 +189,44 @@ def read_user_world(
         now=int(now["t"]) if now else int(time.time()),
     )
     return UserWorld(rows, content, created, popularity, tuple(windows), (coll, coll_good, coll_t))
+
+
+def _int_arrays(conn: db.Connection, query: str, ncols: int, params: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """The `ncols` bigint columns of `query` as int64 arrays, aggregated into one row of arrays by the server:
+    a binary COPY hands rows over one at a time, which costs more than the query for 100,000 rows."""
+    cols = ", ".join(f"c{i}" for i in range(ncols))
+    agg = ", ".join(f"coalesce(array_agg(c{i}), '{{}}') AS a{i}" for i in range(ncols))
+    row = conn.execute(f"SELECT {agg} FROM ({query}) AS q({cols})", params, binary=True).fetchone()  # type: ignore[arg-type]
+    values = list(row.values()) if isinstance(row, dict) else list(row or [])
+    return tuple(np.asarray(v, dtype=np.int64) for v in values)
+
+
+def _newest(goods: np.ndarray, times: np.ndarray, m: int) -> np.ndarray:
+    """The m goods saved most recently (each at its first save time), newest first."""
+    first: dict[int, int] = {}
+    for g, t in zip(goods.tolist(), times.tolist(), strict=True):
+        first[g] = min(t, first.get(g, t))
+    order = sorted(first, key=lambda g: -first[g])
+    return np.array(order[:m], np.int64)
+
+
+def _fresh_in_reach(
+    fresh: np.ndarray, anchors: np.ndarray, cache: tuple[np.ndarray, np.ndarray], keep: int
+) -> np.ndarray:
+    """The fresh goods the fresh source could still propose: the `keep` best by their best cosine to an
+    anchor (cached vectors), with a positive one, and every fresh good the cache does not hold."""
+    ids, vecs = cache
+    fresh = np.sort(np.asarray(fresh, np.int64))
+    f_vec, f_missing = _cached_content(fresh, cache)
+    a_vec, a_missing = _cached_content(anchors, cache)
+    a_vec = a_vec[~a_missing]
+    if len(fresh) <= keep or not len(a_vec) or f_vec.shape[1] != a_vec.shape[1]:
+        return fresh
+    held = np.flatnonzero(~f_missing)
+    score = (f_vec[held] @ a_vec.T).max(axis=1)
+    best = held[np.argsort(-score, kind="stable")[:keep]]
+    best = best[score[np.searchsorted(held, best)] > 0]
+    return np.union1d(fresh[best], fresh[f_missing])
 
 
 def _cached_content(good_id: np.ndarray, cache: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:

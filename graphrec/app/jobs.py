@@ -95,33 +95,80 @@ def _load_current_embeddings(cfg: Config, url: str, stages: Stages, keep: dict[s
     return emb
 
 
-CONTENT_IDS, CONTENT = "content_ids.npy", "content.npy"
+CONTENT_IDS, CONTENT, CLUSTERS = "content_ids.npy", "content.npy", "content_clusters.npy"
 
 
-def save_content(run_dir: Path, graph: dict[str, Any]) -> None:
-    """The graph's CLIP vectors (float16, L2-normalised as etl built them) and good ids beside the run's
-    embeddings, so one user's rescore memory-maps the rows it needs instead of reading the catalog's
-    embeddings from the database. Written under temporary names, then renamed (ids last)."""
+def save_content(run_dir: Path, graph: dict[str, Any], clusters: np.ndarray | None = None) -> None:
+    """The graph's CLIP vectors (float16, L2-normalised as etl built them), good ids and, when given, each
+    good's CLIP cluster (For You's catalog-wide k-means, ForYouContext.clusters) beside the run's embeddings,
+    so one user's rescore memory-maps the rows it needs instead of reading the catalog's embeddings from the
+    database or clustering again. Written under temporary names, then renamed (ids last)."""
     ids = np.asarray(graph["id_maps"].good_ids, dtype=np.int64)
     x = np.asarray(graph["data"]["good"].x.numpy(), dtype=np.float16)
-    for name, arr in ((CONTENT, x), (CONTENT_IDS, ids)):
+    files: list[tuple[str, np.ndarray]] = [(CONTENT, x)]
+    if clusters is not None:
+        files.append((CLUSTERS, np.asarray(clusters, dtype=np.int16)))
+    for name, arr in (*files, (CONTENT_IDS, ids)):
         tmp = run_dir / f".{name}.tmp"
         with open(tmp, "wb") as f:
             np.save(f, arr)
         tmp.replace(run_dir / name)
 
 
-def load_content(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(good ids, memory-mapped float16 vectors) the run wrote, or None (no graph, an older run, a mismatch)."""
+def catalog_clusters(cfg: Config, graph: dict[str, Any]) -> np.ndarray:
+    """For You's CLIP clusters of every good of the graph, computed as the daily pipeline's context does."""
+    from etl.arrays import graph_arrays
+    from serving.foryou.context import ForYouContext
+
+    arrays = graph_arrays(graph["data"], int(graph["as_of"]), cfg.graph.min_goods)
+    return np.asarray(ForYouContext.build(arrays, cfg.foryou).clusters())
+
+
+@dataclass(frozen=True)
+class ContentCache:
+    """What a run wrote of the catalog's content (save_content): sorted good ids [N], their float16 vectors
+    [N, d] (memory-mapped) and CLIP clusters [N] (None when not written)."""
+
+    ids: np.ndarray
+    vecs: np.ndarray
+    clusters: np.ndarray | None
+
+    def clusters_of(self, good_id: np.ndarray, content: np.ndarray) -> np.ndarray | None:
+        """int64 [G] the cluster of each good: the run's for goods it holds, else the cluster whose mean
+        vector (of the goods the run put in it) is most similar; None without clusters."""
+        if self.clusters is None or not len(self.ids):
+            return None
+        at = np.searchsorted(self.ids, good_id).clip(0, len(self.ids) - 1)
+        held = self.ids[at] == good_id
+        out = np.full(len(good_id), -1, np.int64)
+        out[held] = self.clusters[at[held]]
+        if (~held).any():
+            k = int(self.clusters.max()) + 1
+            members = np.flatnonzero(held)
+            centre = np.zeros((k, content.shape[1]), np.float32)
+            np.add.at(centre, out[members], content[members])
+            centre /= np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
+            out[~held] = (content[~held] @ centre.T).argmax(axis=1)
+        return out
+
+
+def load_content(run_dir: Path) -> ContentCache | None:
+    """The content the run wrote (save_content), or None (no graph, an older run, files that disagree)."""
     try:
         ids = np.load(run_dir / CONTENT_IDS)
         vecs = np.load(run_dir / CONTENT, mmap_mode="r")
+        clusters = np.load(run_dir / CLUSTERS) if (run_dir / CLUSTERS).exists() else None
     except (OSError, ValueError):
         return None
-    if vecs.ndim != 2 or len(vecs) != len(ids) or (len(ids) > 1 and np.any(np.diff(ids) <= 0)):
-        log.warning("ignoring the content cache in %s: its ids and vectors do not match", run_dir)
+    if (
+        vecs.ndim != 2
+        or len(vecs) != len(ids)
+        or (clusters is not None and len(clusters) != len(ids))
+        or (len(ids) > 1 and np.any(np.diff(ids) <= 0))
+    ):
+        log.warning("ignoring the content cache in %s: its ids, vectors and clusters do not match", run_dir)
         return None
-    return ids, vecs
+    return ContentCache(ids, vecs, clusters)
 
 
 class PublishRefused(RuntimeError):
@@ -191,9 +238,10 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
         model_version = job.model_version = emb.model_version
         with stages.stage("save_embeddings"):
             emb.save(run_embeddings_path(cfg.artifacts, run_id))
-        if graph:
-            with stages.stage("save_content"):
-                save_content(run_embeddings_path(cfg.artifacts, run_id).parent, graph)
+        if graph.get("data") is not None:
+            with stages.stage("save_content"):  # for one user's rescore (recommend_user)
+                clusters = catalog_clusters(cfg, graph) if cfg.foryou.ranker else None
+                save_content(run_embeddings_path(cfg.artifacts, run_id).parent, graph, clusters)
         with stages.stage("read_rows"):
             rows = reads.read_rows(conn, rc.repeat_days)
         picks = _daily_picks(cfg, graph, emb, rows, stages)
@@ -338,10 +386,12 @@ def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker:
     graph filter and of co-saves) are the whole table's. None when For You leaves the user short (the
     caller falls back to model retrieval).
 
-    Where the list can differ from the daily job's on the same rows: GF-CF's ideal low-pass term needs the
-    whole catalog's SVD, so only its linear filter scores here; the CLIP clusters (trending, features) and
-    the interests' centring are fitted on the goods in reach, not on the catalog; trending and the
-    popularity top-up see the goods in reach only."""
+    CLIP vectors and clusters come from what the current run wrote (save_content; the database and a fit on
+    the goods in reach for goods new since, or runs without it). Where the list can differ from the daily
+    job's on the same rows: GF-CF's ideal low-pass term needs the whole catalog's SVD, so only its linear
+    filter scores here; the interests' centring and principal directions are fitted on the goods in reach,
+    not on the catalog; trending and the popularity top-up see the goods in reach only; cached vectors are
+    float16."""
     import scipy.sparse as sp
 
     from graphrec.core.arrays import timed_pairs
@@ -353,6 +403,7 @@ def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker:
 
     rc, fy = cfg.recommend, cfg.foryou
     windows = (7, fy.trending_days, 30)
+    cache = load_content(run_embeddings_path(cfg.artifacts, run_id).parent)
     world = reads.read_user_world(
         conn,
         user_id,
@@ -362,7 +413,9 @@ def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker:
         windows=windows,
         popular_days=7,
         popular_goods=rc.picks_per_user * 4,
-        content_cache=load_content(run_embeddings_path(cfg.artifacts, run_id).parent),
+        content_cache=(cache.ids, cache.vecs) if cache is not None else None,
+        fresh_keep=fy.per_source,
+        fresh_anchors=fy.fresh_anchors,
     )
     rows = world.rows
     if world.content.shape[1] == 0:
@@ -425,6 +478,9 @@ def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker:
     ctx = ForYouContext.build(arrays, fy, graph_filter=gf, model=model, extra_exclude=exclusion_matrix(rows))
     du_inv = np.divide(1.0, du, out=np.zeros_like(du), where=du > 0)
     ctx.cache["cosave_parts"] = (sp.csr_matrix(s @ sp.diags(dg)), sp.csr_matrix(s.T), du_inv, dg)
+    clusters = cache.clusters_of(rows.good_id, world.content) if cache is not None else None
+    if clusters is not None:  # the catalog's clusters, as the daily run had them (else fitted on these goods)
+        ctx.cache["clusters"] = clusters
     users = np.array([me], np.int64)
     lists = for_you(ctx, users, rc.picks_per_user, ranker, fy.ranker_threads)
     goods = lists.goods

@@ -152,3 +152,12 @@ def test_the_runs_content_cache_is_read_instead_of_the_database(
     assert (ids <= 150).any() and (ids > 150).any()
     assert np.allclose(w.content[ids <= 150], marker[0])
     assert not np.allclose(w.content[ids > 150][:, 3], 1.0)  # read from the database
+
+
+def test_content_cache_clusters_new_goods_by_the_nearest_cluster_mean() -> None:
+    ids = np.array([10, 20, 30, 40], np.int64)
+    vecs = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float16)
+    cache = jobs.ContentCache(ids, vecs, np.array([3, 3, 5, 5], np.int16))
+    content = np.array([[0, 1], [1, 0], [0.2, 0.98]], np.float32)  # 30 and 10 held; 35 new, near cluster 5
+    assert cache.clusters_of(np.array([30, 10, 35]), content).tolist() == [5, 3, 5]
+    assert jobs.ContentCache(ids, vecs, None).clusters_of(ids, vecs) is None

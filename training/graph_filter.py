@@ -5,18 +5,25 @@
   good-good linear filter plus an ideal low-pass filter from the top-``k`` right singular vectors V of R~.
 - BSPM (Choi et al., SIGIR 2023): blur the user's row with the linear filter, add the ideal low-pass term,
   then sharpen by integrating ``dr/dt = -r R~^T R~`` over ``[0, T_s]`` with RK4 steps.
+- ChebyCF (Kim et al., SIGIR 2025; reference code chanwoo0806/ChebyCF): a plateau-shaped low-pass transfer
+  function of ``P = R~^T R~``, approximated by a Chebyshev polynomial of order K in ``L~ = I - 2P`` (whose
+  spectrum lies in [-1, 1]), plus the ideal pass ``V V^T`` on the top singular vectors, both applied to the
+  degree-normalised row: ``scores = (h(P) s + ideal_weight * s V V^T) D^beta`` with ``s = r D^-beta``.
 
-Both are pure functions of a scipy csr matrix [U, G] (rows user_idx, columns good_idx) that return a score
+All three are pure functions of a scipy csr matrix [U, G] (rows user_idx, columns good_idx) that return a score
 function ``score_fn(user_idx int64 [b]) -> float32 [b, G]``, the shape :func:`graphrec.core.metrics.topk` takes.
-The good-good matrix is never formed (it would be G x G dense); each product goes through R~ twice.
+The good-good matrix is never formed (it would be G x G dense); each product goes through R~ twice, and the
+ideal pass goes through the [k, G] singular vectors. :func:`fit_graph_filter` picks one by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +40,8 @@ class FilterBasis:
     """What both filters precompute from the train matrix R [U, G].
 
     ``norm`` = R~ as torch CSR [U, G], ``norm_t`` its transpose [G, U], ``d_inv_sqrt`` / ``d_sqrt`` [G] the
-    good degree scalings, ``vt`` [k, G] the top right singular vectors V^T of R~ and ``vt_scaled_t`` =
-    D^-1/2 V as numpy [G, k].
+    good degree scalings, ``vt`` [k, G] the top right singular vectors V^T of R~ (largest singular value
+    first, ``sigma`` [k] their singular values) and ``vt_scaled_t`` = D^-1/2 V as numpy [G, k].
     """
 
     rows: sp.csr_matrix
@@ -44,7 +51,14 @@ class FilterBasis:
     d_sqrt: torch.Tensor
     vt: torch.Tensor
     vt_scaled_t: np.ndarray
+    sigma: np.ndarray
     seconds: float
+
+    def top(self, k: int) -> FilterBasis:
+        """The same basis with only its ``k`` leading singular vectors (shares every other array)."""
+        return dataclasses.replace(
+            self, vt=self.vt[:k], vt_scaled_t=np.ascontiguousarray(self.vt_scaled_t[:, :k]), sigma=self.sigma[:k]
+        )
 
 
 def _to_torch_csr(m: sp.spmatrix) -> torch.Tensor:
@@ -66,8 +80,42 @@ def _inv_sqrt(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def filter_basis(train: sp.csr_matrix, k: int, *, seed: int = 0) -> FilterBasis:
-    """Normalise ``train`` [U, G] and take its top-``k`` right singular vectors (ARPACK, seeded start)."""
+def randomized_vt(
+    norm: sp.csr_matrix, k: int, *, oversample: int = 128, n_iter: int = 6, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` singular values [k] and right singular vectors V^T [k, G] of a sparse [U, G] matrix, largest
+    first: a randomized block power method (Halko, Martinsson & Tropp 2011) with ``k + oversample`` columns and
+    ``n_iter`` power steps, run on the smaller side of the matrix.
+
+    Memory is O((U + G) (k + oversample)); only products with ``norm`` and its transpose touch the matrix.
+    Exact (up to rounding) when ``k + oversample`` reaches the rank.
+    """
+    norm = sp.csr_matrix(norm, dtype=np.float64)
+    norm_t = norm.T.tocsr()
+    width = min(k + oversample, min(norm.shape))
+    rng = np.random.default_rng(seed)
+    # q spans the range of the smaller side: A's columns (user space) when U <= G, else A^T's (good space).
+    fwd, back = (norm, norm_t) if norm.shape[0] <= norm.shape[1] else (norm_t, norm)
+    q = np.linalg.qr(fwd @ rng.standard_normal((fwd.shape[1], width)))[0]
+    for _ in range(n_iter):
+        q = np.linalg.qr(fwd @ (back @ q))[0]
+    b = back @ q  # [other side, width]; A (or A^T) ~ q b^T
+    evals, z = np.linalg.eigh(b.T @ b)
+    order = np.argsort(evals)[::-1][:k]
+    sigma = np.sqrt(np.clip(evals[order], 0.0, None))
+    w = (b @ z[:, order]) / np.where(sigma > 0, sigma, 1.0)
+    if norm.shape[0] <= norm.shape[1]:
+        return sigma, np.ascontiguousarray(w.T)
+    # Good-space iteration: A ~ (A q) q^T, and the right singular vectors of A are q times those of A q.
+    return sigma, np.ascontiguousarray((q @ (z[:, order])).T)
+
+
+def filter_basis(
+    train: sp.csr_matrix, k: int, *, seed: int = 0, svd: str = "arpack", power_iters: int = 6
+) -> FilterBasis:
+    """Normalise ``train`` [U, G] and take its top-``k`` right singular vectors: ``svd="arpack"``
+    (scipy's svds, seeded start) or ``"randomized"`` (:func:`randomized_vt` with ``power_iters`` power steps,
+    much cheaper at large k)."""
     start = time.perf_counter()
     rows = sp.csr_matrix(train, dtype=np.float64)
     du = _inv_sqrt(np.asarray(rows.sum(axis=1)).ravel())
@@ -75,11 +123,17 @@ def filter_basis(train: sp.csr_matrix, k: int, *, seed: int = 0) -> FilterBasis:
     dg = _inv_sqrt(dg_raw)
     norm = sp.diags(du) @ rows @ sp.diags(dg)
     k = min(k, min(norm.shape) - 1)
-    if k > 0:
+    if k > 0 and svd == "randomized":
+        sigma, vt = randomized_vt(norm, k, n_iter=power_iters, seed=seed)
+    elif k > 0 and svd == "arpack":
         v0 = np.random.default_rng(seed).random(min(norm.shape))
-        _, _, vt = sp.linalg.svds(norm, k=k, v0=v0)
+        _, sigma, vt = sp.linalg.svds(norm, k=k, v0=v0)
+        order = np.argsort(sigma)[::-1]
+        sigma, vt = sigma[order], vt[order]
+    elif k > 0:
+        raise ValueError(f"svd must be 'arpack' or 'randomized', got {svd!r}")
     else:
-        vt = np.zeros((0, norm.shape[1]))
+        sigma, vt = np.zeros(0), np.zeros((0, norm.shape[1]))
     basis = FilterBasis(
         rows=sp.csr_matrix(train, dtype=np.float32),
         norm=_to_torch_csr(norm),
@@ -89,10 +143,11 @@ def filter_basis(train: sp.csr_matrix, k: int, *, seed: int = 0) -> FilterBasis:
         d_sqrt=torch.from_numpy(np.sqrt(dg_raw).astype(np.float32)),
         vt=torch.from_numpy(np.ascontiguousarray(vt, dtype=np.float32)),
         vt_scaled_t=np.ascontiguousarray((vt * dg).T, dtype=np.float32),
+        sigma=sigma,
         seconds=0.0,
     )
     seconds = time.perf_counter() - start
-    log.info("graph filter basis: %d x %d, k=%d, %.1f s", *norm.shape, k, seconds)
+    log.info("graph filter basis: %d x %d, k=%d (%s), %.1f s", *norm.shape, k, svd, seconds)
     return FilterBasis(**{**basis.__dict__, "seconds": seconds})
 
 
@@ -167,3 +222,117 @@ def bspm(
         return out.numpy()
 
     return score
+
+
+def plateau(order: int, flatness: float) -> np.ndarray:
+    """ChebyCF's target transfer function on ``L~``'s spectrum [-1, 1] at the ``order + 1`` Chebyshev extrema
+    cos((order - j) pi / order), j = 0..order: ``0.5 + 0.5 |x|^flatness`` for x < 0 (low frequencies, kept),
+    ``0.5 - 0.5 x^flatness`` for x >= 0; a larger ``flatness`` widens the plateau at 0.5 around x = 0.
+    Rounded to 3 decimals, as the reference code does."""
+    if order < 1:
+        raise ValueError(f"order must be at least 1, got {order}")
+    x = np.round(np.cos((order - np.arange(order + 1)) / order * math.pi), 3)
+    out = np.where(x < 0, 0.5 + 0.5 * np.abs(x) ** flatness, 0.5 - 0.5 * np.abs(x) ** flatness)
+    return np.round(out, 3)
+
+
+def cheby_coefficients(order: int, flatness: float) -> np.ndarray:
+    """Coefficients c [order + 1] of ``h(x) = sum_k c_k T_k(x)``, ChebyCF's interpolation of
+    :func:`plateau`: the polynomial that takes the plateau's values at the ``order + 1`` Chebyshev nodes
+    cos((j - 1/2) pi / (order + 1)) (ascending; the reference code pairs the j-th node with the j-th extremum's
+    target, and so does this)."""
+    n = order + 1
+    nodes = np.cos((n + 0.5 - np.arange(1, n + 1)) / n * math.pi)
+    target = plateau(order, flatness)
+    t = np.cos(np.arange(n)[:, None] * np.arccos(nodes)[None, :])  # T_k(node_j) [n, n]
+    coeffs = (t * target).sum(axis=1) * (2.0 / n)
+    coeffs[0] /= 2.0
+    return coeffs
+
+
+def chebyshev_terms(basis: FilterBasis, signal: torch.Tensor, order: int) -> Iterator[torch.Tensor]:
+    """``T_k(L~) s`` for k = 0..order, with ``L~ = I - 2 R~^T R~`` and the signal as columns s [G, b]
+    (three-term recurrence; each step is two sparse products through R~, never a G x G matrix)."""
+
+    def lap(x: torch.Tensor) -> torch.Tensor:
+        return x - 2.0 * (basis.norm_t @ (basis.norm @ x))
+
+    prev, cur = signal, lap(signal)
+    yield prev
+    if order >= 1:
+        yield cur
+    for _ in range(2, order + 1):
+        prev, cur = cur, 2.0 * lap(cur) - prev
+        yield cur
+
+
+def degree_scaling(basis: FilterBasis, power: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """ChebyCF's degree normalisation [G]: (``d^-power``, ``d^power``), both 0 for goods nobody saved."""
+    d = basis.d_sqrt.double() ** 2
+    seen = d > 0
+    pre = torch.where(seen, d.clamp(min=1.0) ** -power, torch.zeros_like(d))
+    post = torch.where(seen, d.clamp(min=1.0) ** power, torch.zeros_like(d))
+    return pre.float(), post.float()
+
+
+def chebycf(
+    train: sp.csr_matrix,
+    *,
+    order: int = 8,
+    flatness: float = 1.5,
+    ideal_k: int = 512,
+    ideal_weight: float = 0.2,
+    degree_power: float = 0.4,
+    svd: str = "randomized",
+    power_iters: int = 6,
+    seed: int = 0,
+    chunk: int | None = None,
+    basis: FilterBasis | None = None,
+) -> ScoreFn:
+    """ChebyCF scores (the reference code's Gowalla setting by default: K=8, phi=1.5, eta=512, alpha=0.2,
+    beta=0.4): ``(h(P) s + ideal_weight * s V V^T) D^degree_power`` for ``s = r D^-degree_power``, where h is
+    :func:`cheby_coefficients`' polynomial of ``L~ = I - 2P`` and V the top ``ideal_k`` right singular vectors
+    of R~ (``ideal_k`` or ``ideal_weight`` 0 turns the ideal pass off).
+
+    ``basis`` may be passed to share one SVD (it needs at least ``ideal_k`` vectors; the first ``ideal_k`` are
+    used). Users are filtered ``chunk`` at a time (by default as many as fit 2^25 floats, 128 MB, per
+    [G, chunk] block), so the working memory is a few such blocks.
+    """
+    use_ideal = ideal_k > 0 and ideal_weight > 0
+    basis = basis or filter_basis(train, ideal_k if use_ideal else 0, seed=seed, svd=svd, power_iters=power_iters)
+    if use_ideal and basis.vt.shape[0] < min(ideal_k, min(train.shape) - 1):
+        raise ValueError(f"the basis has {basis.vt.shape[0]} singular vectors, ideal_k is {ideal_k}")
+    coeffs = cheby_coefficients(order, flatness).tolist()
+    pre, post = degree_scaling(basis, degree_power)
+    vt = basis.vt[:ideal_k]
+    step = chunk or max(1, min(1024, 2**25 // max(1, basis.rows.shape[1])))
+
+    def score(users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int64)
+        out = np.empty((len(users), basis.rows.shape[1]), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(users), step):
+                rows = basis.rows[users[start : start + step]]
+                s = torch.from_numpy(rows.toarray()) * pre  # [b, G]
+                signal = s.t().contiguous()  # [G, b]: the sparse products want columns
+                acc = torch.zeros_like(signal)
+                for c, term in zip(coeffs, chebyshev_terms(basis, signal, order), strict=True):
+                    acc.add_(term, alpha=c)
+                filtered = acc.t()
+                if use_ideal:
+                    filtered = filtered + ideal_weight * ((s @ vt.t()) @ vt)
+                out[start : start + len(rows.indptr) - 1] = (filtered * post).numpy()
+        return out
+
+    return score
+
+
+FILTERS: dict[str, Callable[..., ScoreFn]] = {"gf_cf": gf_cf, "bspm": bspm, "chebycf": chebycf}
+
+
+def fit_graph_filter(saves: sp.csr_matrix, kind: str = "gf_cf", **params: float | int | str) -> ScoreFn:
+    """Fit the graph filter ``kind`` ("gf_cf", "bspm" or "chebycf") on the save matrix [U, G] with its
+    keyword ``params`` (see each function); returns ``score_fn(user_idx int64 [b]) -> float32 [b, G]``."""
+    if kind not in FILTERS:
+        raise ValueError(f"unknown graph filter {kind!r}; expected one of {sorted(FILTERS)}")
+    return FILTERS[kind](saves, **params)

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from graphrec.core.metrics import topk
-from training.graph_filter import bspm, filter_basis, gf_cf
+from training.graph_filter import bspm, chebycf, filter_basis, gf_cf
 
 
 def random_matrix(n_users: int = 30, n_goods: int = 40, seed: int = 0) -> sp.csr_matrix:
@@ -60,7 +60,11 @@ def planted() -> tuple[sp.csr_matrix, np.ndarray]:
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(40, 30)), np.array(held)
 
 
-@pytest.mark.parametrize("make", [lambda m: gf_cf(m, k=4), lambda m: bspm(m, k=4)], ids=["gf_cf", "bspm"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda m: gf_cf(m, k=4), lambda m: bspm(m, k=4), lambda m: chebycf(m, ideal_k=4)],
+    ids=["gf_cf", "bspm", "chebycf"],
+)
 def test_top_picks_stay_in_the_users_community_and_find_the_held_out_good(make) -> None:  # type: ignore[no-untyped-def]
     m, held = planted()
     picks = topk(make(m), np.arange(40), 5, exclude=m)

@@ -2,12 +2,17 @@
 
 The row reads the save order from `TrainData.save_time` (unix seconds for Goodsend, sequence steps for
 the public sequences) and validates on `TrainData.validation` when the data set has it (Beauty: each
-user's item before the last), else on each user's newest save; the validation goods leave the training
-sequences and come back for the user vectors that rank the test goods.
+user's item before the last), else on each user's newest save. Two fits: the selection run trains on the
+sequences without the validation goods and picks the epoch count on them (early stopping); the refit then
+trains a fresh model (same seed) on the whole sequences, validation goods included as the newest targets,
+for that many epochs, and its user vectors (the whole sequences) rank the test goods. Without the refit a
+test good follows a transition the model never saw (each user's validation good): on Beauty a first-order
+last-good -> next-good count model loses 11% of its test HR@10 when it is not refitted (0.0813 -> 0.0723).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -100,9 +105,26 @@ def holdout(train: TrainData, seqs: Sequences) -> tuple[Sequences, np.ndarray]:
     return Sequences(np.r_[0, np.cumsum(lengths)].astype(np.int64), goods_all.astype(np.int64)), target
 
 
-def fit_sasrec(train: TrainData, params: SASRecParams, progress: bool = False) -> tuple[ScoreFn, dict[str, Any]]:
-    """Train on `train` and return (score_fn over all goods, info: best epoch, validation, seconds)."""
+def fit_sasrec(
+    train: TrainData, params: SASRecParams, progress: bool = False, *, refit: bool = True, epochs: int | None = None
+) -> tuple[ScoreFn, dict[str, Any]]:
+    """Train on `train` and return (score_fn over all goods, info).
+
+    The selection run early-stops on the validation goods; with `refit` (and a best epoch found) a second
+    model trains on the whole sequences for the best epoch count and gives the scores. `epochs` (an epoch
+    count a selection run chose before) skips the selection run: only the refit trains. info: best_epoch,
+    val_ndcg@10 / val_hr@10 (the selection run's best; None without one), history (the selection run's),
+    select_s (its seconds, 0 without one), refit (bool), refit_epochs, train_s (seconds of the fit whose
+    model scores: the refit's when refitted).
+    """
     seqs = train_sequences(train)
+    if epochs is not None:
+        fixed = dataclasses.replace(params, max_epochs=epochs)
+        result = train_sasrec(seqs, train.n_goods, fixed, content=train.content, progress=progress)
+        log.info("sasrec: trained on the whole sequences for %d epochs (%.0f s)", len(result.history), result.train_s)
+        given: dict[str, Any] = {"best_epoch": epochs, "val_ndcg@10": None, "val_hr@10": None, "select_s": 0.0}
+        given.update(train_s=result.train_s, history=[], refit=True, refit_epochs=len(result.history))
+        return _score_fn(result.user_vecs, result.good_vecs), given
     fit_seqs, target = holdout(train, seqs)
     result = train_sasrec(
         fit_seqs,
@@ -113,18 +135,31 @@ def fit_sasrec(train: TrainData, params: SASRecParams, progress: bool = False) -
         final=seqs,
         progress=progress,
     )
-    user_vecs = np.ascontiguousarray(result.user_vecs, dtype=np.float32)
-    good_t = np.ascontiguousarray(result.good_vecs.T, dtype=np.float32)
-    info = {
+    best = [h.get("val_hr") for h in result.history if h["epoch"] == result.best_epoch]
+    info: dict[str, Any] = {
         "best_epoch": result.best_epoch,
         "val_ndcg@10": result.best_val,
+        "val_hr@10": best[0] if best else None,
+        "select_s": result.train_s,
         "train_s": result.train_s,
         "history": result.history,
+        "refit": False,
     }
     log.info(
-        "sasrec: best validation NDCG@10 %s at epoch %s (%.0f s)", result.best_val, result.best_epoch, info["train_s"]
+        "sasrec: best validation NDCG@10 %s at epoch %s (%.0f s)", result.best_val, result.best_epoch, result.train_s
     )
-    return (lambda users: user_vecs[users] @ good_t), info
+    if refit and result.best_epoch:
+        again = dataclasses.replace(params, max_epochs=int(result.best_epoch))
+        result = train_sasrec(seqs, train.n_goods, again, content=train.content, progress=progress)
+        info.update(train_s=result.train_s, refit=True, refit_epochs=len(result.history))
+        log.info("sasrec: refitted on the whole sequences for %d epochs (%.0f s)", len(result.history), result.train_s)
+    return _score_fn(result.user_vecs, result.good_vecs), info
+
+
+def _score_fn(user_vecs: np.ndarray, good_vecs: np.ndarray) -> ScoreFn:
+    u = np.ascontiguousarray(user_vecs, dtype=np.float32)
+    g_t = np.ascontiguousarray(good_vecs.T, dtype=np.float32)
+    return lambda users: u[users] @ g_t
 
 
 def sasrec_row(params: SASRecParams | None = None, progress: bool = False) -> Recommender:
@@ -138,6 +173,6 @@ def sasrec_row(params: SASRecParams | None = None, progress: bool = False) -> Re
     what = (
         f"SASRec-style sequence model (training.sequence): {p.num_blocks} causal attention blocks, "
         f"d={p.embedding_dim}, last {p.max_len} saves, id + content embeddings, sampled softmax, "
-        "early-stopped on validation"
+        "epoch count early-stopped on validation, then refitted with the validation goods"
     )
     return Recommender("sasrec", what, fit, "model")

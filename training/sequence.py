@@ -11,7 +11,9 @@ embeddings (shared with the input), so a score is a dot product and serving can 
 
 Training (`train_sasrec`): every position predicts the next good; the loss is a sampled softmax over
 `negatives` uniform random goods shared by the batch (all goods when `negatives` covers the catalog: the
-full softmax), optionally plus the batch's own targets as in-batch negatives with the logQ correction.
+full softmax), optionally plus the batch's own targets as in-batch negatives with the logQ correction;
+or (`loss="gbce"`) gSASRec's generalised binary cross-entropy over the same negatives (Petrov and
+Macdonald, RecSys 2023: the positive's probability raised to beta, calibrated by `gbce_t`).
 Early stopping (training.loop.train_loop) on a validation good per user (the one after the training
 sequence): NDCG@10 over all goods, the sequence's goods excluded; the best epoch's weights are kept.
 Deterministic for a seed.
@@ -53,6 +55,8 @@ class SASRecParams:
     negatives: int = 4096
     in_batch: bool = False
     temperature: float = 1.0
+    loss: str = "softmax"  # or "gbce"
+    gbce_t: float = 0.75  # gBCE calibration: 0 is plain BCE, 1 fully calibrated to the softmax
     use_content: bool = True
     max_epochs: int = 200
     patience: int = 10  # validations without gain before stopping
@@ -239,11 +243,35 @@ class SASRecResult(TrainedVectors[SASRec]):
     """A trained model and its vectors: user_vecs [U, d] from each user's whole sequence, good_vecs [G, d]."""
 
 
+LOSSES = ("softmax", "gbce")
+
+
+def _gbce(pos_logit: Tensor, neg_logit: Tensor, negatives: int, n_goods: int, t: float) -> Tensor:
+    """gSASRec's generalised BCE: pos_logit [n, 1], neg_logit [n, k] (-inf: not a negative).
+
+    The positive term is log sigmoid(s)^beta with beta = alpha (t (1 - 1/alpha) + 1/alpha), alpha = k / (G - 1)
+    the sampling rate, written as the BCE of the logit log(1 / (sigmoid(s)^-beta - 1)) (float64, as in
+    the reference code, for stability).
+    """
+    alpha = negatives / max(n_goods - 1, 1)
+    beta = alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    eps = 1e-10
+    prob = torch.sigmoid(pos_logit.to(torch.float64)).clamp(eps, 1 - eps)
+    adjusted = prob.pow(-beta).clamp(min=1 + eps)
+    pos = torch.log((1.0 / (adjusted - 1.0)).clamp(min=eps))
+    valid = torch.isfinite(neg_logit)
+    neg = neg_logit.to(torch.float64).masked_fill(~valid, 0.0)
+    pos_term = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none").squeeze(1)
+    neg_term = (F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none") * valid).sum(1)
+    return ((pos_term + neg_term) / (1.0 + valid.sum(1))).mean().to(pos_logit.dtype)
+
+
 def _loss(model: SASRec, seq: Tensor, target: Tensor, p: SASRecParams, gen: torch.Generator) -> Tensor:
-    """Mean softmax cross-entropy of every position's next good; seq, target int64 [B, L] model ids."""
+    """Mean loss of every position's next good (softmax cross-entropy or gBCE); seq, target int64 [B, L]
+    model ids."""
     n_goods = model.num_goods
     keep = target > 0
-    if p.negatives >= n_goods:
+    if p.negatives >= n_goods and p.loss == "softmax":
         table = model.good_table()
         h = model.encode(seq, table)[keep]
         logits = h @ table[1:].t() / p.temperature
@@ -263,6 +291,8 @@ def _loss(model: SASRec, seq: Tensor, target: Tensor, p: SASRecParams, gen: torc
     pos_logit = (h * table[t]).sum(-1, keepdim=True)
     neg_logit = h @ table[neg].t()
     neg_logit = neg_logit.masked_fill(neg[None, :] == t[:, None], float("-inf"))
+    if p.loss == "gbce":
+        return _gbce(pos_logit, neg_logit, p.negatives, n_goods, p.gbce_t)
     parts = [pos_logit, neg_logit]
     if p.in_batch:
         # logQ correction: each sampled logit loses log of how often its good is expected among the
@@ -303,6 +333,23 @@ def sequence_vectors(
 def good_vectors(model: SASRec) -> np.ndarray:
     """float32 [G, d], row good_idx."""
     return model.good_table()[1:].numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def next_scores(model: SASRec, seqs: Sequences, users: np.ndarray, table: Tensor | None = None) -> np.ndarray:
+    """Scores float32 [len(users), G] of every good (column good_idx) as the next save after each user's
+    sequence (their newest `max_len` goods), the dot product of the user vector and the good vectors.
+
+    table: the good vectors [G + 1, d] to use (default the model's own; a serving-time table from
+    `SASRecModel.embed` for goods new since training). Higher is more likely next; the sequence's own
+    goods are not masked.
+    """
+    was = model.training
+    model.eval()
+    table = model.good_table() if table is None else table
+    user_vecs = torch.from_numpy(sequence_vectors(model, seqs, np.asarray(users, dtype=np.int64), table=table))
+    model.train(was)
+    return (user_vecs @ table[1:].t()).numpy().astype(np.float32)
 
 
 def _validate(model: SASRec, seqs: Sequences, users: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -346,6 +393,8 @@ def train_sasrec(
     (e.g. `seqs` with the validation goods put back); default `seqs`.
     """
     p = params
+    if p.loss not in LOSSES:
+        raise ValueError(f"unknown loss {p.loss!r}; expected one of {LOSSES}")
     threads = torch.get_num_threads()
     if p.threads > 0:
         torch.set_num_threads(p.threads)

@@ -170,3 +170,28 @@ def test_sequences_follow_the_times() -> None:
     assert s.of(0).tolist() == [8, 6] and s.of(1).tolist() == [7, 5] and s.of(2).tolist() == []
     fit, last = split_last(s)
     assert fit.of(0).tolist() == [8] and last.tolist() == [6, 5, -1]
+
+
+def test_gbce_learns_the_rule_too() -> None:
+    """gSASRec's generalised BCE over sampled negatives recovers "after A comes B" as the softmax does."""
+    params = SASRecParams(**{**PARAMS.to_dict(), "negatives": 16, "loss": "gbce", "gbce_t": 0.75})
+    first, _ = sasrec_first(params, planted_world())
+    assert (first == B).mean() >= 0.9, np.bincount(first, minlength=N_GOODS)
+
+
+def test_an_unknown_loss_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_sasrec(planted_world(n1=6, n2=9), N_GOODS, SASRecParams(**{**PARAMS.to_dict(), "loss": "bpr"}))
+
+
+def test_next_scores_are_the_user_vectors_against_every_good() -> None:
+    from training.sequence import next_scores, sequence_vectors
+
+    world = planted_world(n1=60, n2=90)
+    result = train_sasrec(world, N_GOODS, SASRecParams(**{**PARAMS.to_dict(), "max_epochs": 3}))
+    q = queries()
+    users = np.arange(q.n_users)
+    scores = next_scores(result.model, q, users)
+    assert scores.shape == (q.n_users, N_GOODS) and scores.dtype == np.float32
+    expected = sequence_vectors(result.model, q, users) @ result.good_vecs.T
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)

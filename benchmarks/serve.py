@@ -1,16 +1,29 @@
 """make bench-serve: requests per second and latency of GET /v1/users/{id}/for-you on loopback.
 
-A fresh database gets 5,000 users, 100,000 goods and a recommend run with 20 picks per user. The app of
-`graphrec serve` runs under uvicorn (`--workers`, default serve.workers), and a closed-loop load generator
-(wrk from Debian when installed, else a Python asyncio one) asks for random users' picks for a fixed time.
-Then the same load runs while picks swap: a writer publishes complete new runs of 100,000 picks in a loop
-through the recommend job's own write-back (serving.store.stage_picks + publish: COPY to staging, one
-transaction to swap) and prunes old runs. Baseline in the same run: GET /healthz (one trivial query through
-the same stack). CPU per request (app processes + their Postgres backends) is measured too: other work on
-the machine slows the run, but hardly changes what a request costs.
+The world is bench-daily's at 1x (database graphrec_bench_daily_1x: demo data, 5,000 users and 100,000 goods,
+a briefly trained PinSage-lite with its For You ranker, set up by benchmarks/daily.py's `setup` when missing,
+reused when there) with a current recommend run; requests ask for the picks of random users that run serves.
+The app of `graphrec serve` runs under uvicorn (`--workers`, default serve.workers). Phases:
 
-Target on the 2-core machine: at least 2,000 requests/s with p99 under 50 ms and no errors. Server,
-Postgres, load generator and writer all share the two cores.
+1. steady, closed loop: wrk from Debian when installed (else a Python asyncio one), `--connections` at once
+   for `--seconds` (serve_rps, serve_p99_ms, serve_errors); GET /healthz the same way as a baseline (one
+   trivial query through the same stack).
+2. fixed rate (wrk2-style, open loop): requests scheduled at a constant `--rate` across `--load-procs`
+   processes of keep-alive connections, each latency measured from the request's scheduled send time, so
+   time spent queued behind a slow response (in the server or in the generator) counts
+   (serve_fixed_rate_p99_ms). The achieved rate and how late requests left their schedule are reported: a
+   generator that cannot keep up says so (serve_fixed_rate_sustained: no) instead of a flattering figure.
+3. during a real daily job: `nice -n 10 graphrec recommend` (as deploy/graphrec-recommend.service runs it:
+   the For You pipeline, model retrieval for the users it leaves short, the write-back and the swap) against
+   the same database, with the closed-loop load in back-to-back windows from its start to its end
+   (serve_swap_rps: all requests over all windows; serve_swap_p99_ms: the worst window's p99, an upper
+   bound of the whole phase's).
+
+CPU per request (app processes + their Postgres backends) is measured in phase 1: other work on the machine
+slows the run, but hardly changes what a request costs.
+
+Target on the 2-core machine: at least 2,000 requests/s with p99 under 50 ms and no errors, in every phase.
+Server, Postgres, load generator (and in phase 3 the daily job) all share the two cores.
 """
 
 from __future__ import annotations
@@ -33,77 +46,60 @@ import urllib.request
 
 import numpy as np
 import psutil
-from _common import ROOT, fresh_database, report
+from _common import ROOT, report
 
 from graphrec.core import db
 from graphrec.core.config import load_config
 
-USERS = int(os.environ.get("BENCH_USERS", 5000))
-GOODS = int(os.environ.get("BENCH_GOODS", 100000))
-PICKS = 20
+
+def world() -> tuple[str, dict[str, str], list[int]]:
+    """bench-daily's 1x database and artifacts, set up when missing, with a current recommend run:
+    (database url, the environment graphrec commands run with, the user ids that run serves)."""
+    import daily
+
+    artifacts = ROOT / "artifacts" / "bench" / "daily-1x"
+    env = dict(os.environ, GRAPHREC_PATHS__ARTIFACTS=str(artifacts))
+    env[db.URL_ENV] = daily.scale_url("1x")
+    for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"):
+        env.pop(var, None)
+    daily.setup("1x", env, artifacts)
+
+    def served() -> list[int]:
+        with db.connect(env[db.URL_ENV], autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT p.user_id FROM graphrec_picks p JOIN graphrec_current c USING (run_id)"
+            ).fetchall()
+        return sorted(int(r["user_id"]) for r in rows)
+
+    users = served()
+    if not users:
+        daily.run(["recommend"], env, "1x recommend (the run served during the steady phases)")
+        users = served()
+    return env[db.URL_ENV], env, users
 
 
-def seed(url: str) -> None:
-    """Users, goods (no embeddings: the For You read never touches them) and one current run of picks."""
-    rng = np.random.default_rng(0)
-    with db.connect(url) as conn:
-        db.migrate(conn)
-        with conn.cursor() as cur:
-            with cur.copy("COPY users (id, name) FROM STDIN") as copy:
-                for u in range(1, USERS + 1):
-                    copy.write_row((u, f"user {u}"))
-            with cur.copy("COPY goods (id, title, url) FROM STDIN") as copy:
-                for g in range(1, GOODS + 1):
-                    copy.write_row((g, f"Linen thing no. {g}", f"https://shop{g % 600}.example/p/{g}"))
-        conn.commit()
-        publish_run(conn, rng, "bench-v1")
-        conn.execute("ANALYZE")
-        conn.commit()
+class DailyJob(threading.Thread):
+    """One `nice -n 10 graphrec recommend` (the deployed niceness), its wall time and its exit status."""
 
-
-def publish_run(conn, rng: np.random.Generator, version: str) -> int:
-    """A complete run of PICKS picks per user, published the way `graphrec recommend` publishes."""
-    from graphrec.core import runs
-    from serving import store
-    from serving.picks import PickRows
-
-    n = USERS * PICKS
-    picks = PickRows(
-        user_id=np.repeat(np.arange(1, USERS + 1, dtype=np.int64), PICKS),
-        rank=np.tile(np.arange(1, PICKS + 1, dtype=np.int32), USERS),
-        good_id=rng.integers(1, GOODS + 1, n, dtype=np.int64),
-        score=np.sort(rng.random(n, dtype=np.float32))[::-1].copy(),
-        reason=[f"because you saved Linen thing no. {i % GOODS + 1}" for i in range(n)],
-        reason_detail=[f'{{"kind": "good", "good_id": {i % GOODS + 1}}}' for i in range(n)],
-        is_fallback=np.zeros(n, dtype=bool),
-    )
-    run_id = runs.new_run_id(conn)
-    conn.commit()
-    store.stage_picks(conn, picks)
-    store.publish(conn, run_id, version, time.time(), {"users": USERS, "picks": n}, {})
-    conn.commit()
-    return run_id
-
-
-class Swapper(threading.Thread):
-    """Publishes new runs in a loop and deletes all but the two newest, until stopped."""
-
-    def __init__(self, url: str) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         super().__init__(daemon=True)
-        self.url, self.swaps, self.stop = url, 0, threading.Event()
-        self.error: BaseException | None = None
+        self.env, self.seconds, self.status, self.output = env, 0.0, -1, ""
+        self.started = threading.Event()
 
     def run(self) -> None:
-        rng = np.random.default_rng(1)
-        try:
-            with db.connect(self.url) as conn:
-                while not self.stop.is_set():
-                    run_id = publish_run(conn, rng, f"bench-swap-{self.swaps}")
-                    self.swaps += 1
-                    conn.execute("DELETE FROM graphrec_runs WHERE id < %s - 1", (run_id,))
-                    conn.commit()
-        except BaseException as e:  # reported by the main thread
-            self.error = e
+        t0 = time.perf_counter()
+        graphrec = str(ROOT / ".venv" / "bin" / "graphrec")
+        proc = subprocess.Popen(
+            ["nice", "-n", "10", graphrec, "recommend"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.started.set()
+        self.output, _ = proc.communicate()
+        self.status, self.seconds = proc.returncode, time.perf_counter() - t0
 
 
 def free_port() -> int:
@@ -165,16 +161,17 @@ def start_server(url: str, artifacts: str, port: int, workers: int, pool_max: in
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
-local paths = {}
+local users = {%(users)s}
 request = function()
-  return wrk.format("GET", string.format("%(path)s", math.random(1, %(users)d)))
+  return wrk.format("GET", string.format("%(path)s", users[math.random(1, #users)]))
 end
 """
 
 
-def load_wrk(port: int, path: str, seconds: float, connections: int) -> dict[str, float]:
+def load_wrk(port: int, path: str, seconds: float, connections: int, users: list[int]) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % {"seed": random.randrange(1 << 30), "path": path.replace("{id}", "%d"), "users": USERS})
+        ids = ",".join(map(str, users))
+        f.write(WRK_SCRIPT % {"seed": random.randrange(1 << 30), "path": path.replace("{id}", "%d"), "users": ids})
     try:
         out = subprocess.run(
             [
@@ -209,7 +206,7 @@ def load_wrk(port: int, path: str, seconds: float, connections: int) -> dict[str
     return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "errors": errors, "requests": requests}
 
 
-async def _python_load(port: int, path: str, seconds: float, connections: int) -> dict[str, float]:
+async def _python_load(port: int, path: str, seconds: float, connections: int, users: list[int]) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -219,7 +216,7 @@ async def _python_load(port: int, path: str, seconds: float, connections: int) -
         rng = random.Random(seed)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while time.perf_counter() < deadline:
-            target = path.replace("{id}", str(rng.randint(1, USERS)))
+            target = path.replace("{id}", str(rng.choice(users)))
             t0 = time.perf_counter()
             writer.write(f"GET {target} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
@@ -243,8 +240,116 @@ async def _python_load(port: int, path: str, seconds: float, connections: int) -
     }
 
 
-def _python_load_process(port: int, path: str, seconds: float, connections: int, out: mp.Queue) -> None:
-    out.put(asyncio.run(_python_load(port, path, seconds, connections)))
+def _python_load_process(
+    port: int, path: str, seconds: float, connections: int, users: list[int], out: mp.Queue
+) -> None:
+    out.put(asyncio.run(_python_load(port, path, seconds, connections, users)))
+
+
+# --- the fixed-rate (open-loop, wrk2-style) generator -------------------------------------------------------
+
+# Generator processes whose p99 lateness in putting requests on their schedule exceeds this could not keep
+# the rate themselves (CPU-starved): their figure is reported as not sustained.
+MAX_DISPATCH_LAG_MS = 5.0
+
+
+async def _fixed_rate(
+    port: int, path: str, rate: float, seconds: float, connections: int, users: list[int], seed: int, start: float
+) -> dict[str, object]:
+    """One process's share of the schedule: request i is due at t0 + i / rate (t0 = wall time `start`, the same
+    for every process). A dispatcher hands each request to the `connections` keep-alive connections when it
+    is due; a request waiting for a free connection keeps its due time, and its latency runs from then."""
+    n = int(rate * seconds)
+    rng = random.Random(seed)
+    targets = [path.replace("{id}", str(rng.choice(users))).encode() for _ in range(n)]
+    latency = np.full(n, np.nan)
+    dispatch_lag = np.full(n, np.nan)
+    ok = np.zeros(n, dtype=bool)
+    queue: asyncio.Queue[int | None] = asyncio.Queue()
+    await asyncio.sleep(max(0.0, start - time.time()))
+    t0 = time.perf_counter()
+
+    async def dispatcher() -> None:
+        for i in range(n):
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            dispatch_lag[i] = time.perf_counter() - due
+            queue.put_nowait(i)
+        for _ in range(connections):
+            queue.put_nowait(None)
+
+    async def connection() -> None:
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        while (i := await queue.get()) is not None:
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                assert reader is not None
+                writer.write(b"GET " + targets[i] + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                await asyncio.wait_for(reader.readexactly(int(length.group(1)) if length else 0), 10)
+                ok[i] = head[9:12] == b"200"
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+            latency[i] = (time.perf_counter() - (t0 + i / rate)) * 1e3
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(dispatcher(), *(connection() for _ in range(connections)))
+    return {"latency": latency, "ok": ok, "dispatch_lag_ms": dispatch_lag * 1e3, "elapsed": time.perf_counter() - t0}
+
+
+def _fixed_rate_process(args: tuple, out: mp.Queue) -> None:
+    try:  # uvicorn's event loop (installed with it): less of the generator's CPU per request
+        import uvloop
+
+        out.put(uvloop.run(_fixed_rate(*args)))
+    except ImportError:
+        out.put(asyncio.run(_fixed_rate(*args)))
+
+
+def load_fixed_rate(
+    port: int, path: str, rate: float, seconds: float, connections: int, users: list[int], procs: int
+) -> dict[str, float | int | str]:
+    """`rate` requests/s for `seconds` over `procs` processes of `connections` connections each."""
+    queue: mp.Queue = mp.Queue()
+    start = time.time() + 1.0  # every process builds its schedule first
+    workers = [
+        mp.Process(
+            target=_fixed_rate_process,
+            args=((port, path, rate / procs, seconds, connections, users, 1000 + j, start + j / rate), queue),
+        )
+        for j in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    parts = [queue.get(timeout=seconds + 120) for _ in workers]
+    for w in workers:
+        w.join()
+    latency = np.concatenate([p["latency"] for p in parts])  # type: ignore[misc]
+    ok = np.concatenate([p["ok"] for p in parts])  # type: ignore[misc]
+    lag = np.concatenate([p["dispatch_lag_ms"] for p in parts])  # type: ignore[misc]
+    elapsed = max(float(p["elapsed"]) for p in parts)  # type: ignore[arg-type]
+    achieved = len(latency) / elapsed
+    lag_p99 = float(np.percentile(lag, 99))
+    sustained = achieved >= 0.95 * rate and lag_p99 <= MAX_DISPATCH_LAG_MS
+    return {
+        "target_rps": rate,
+        "achieved_rps": achieved,
+        "requests": len(latency),
+        "p50_ms": float(np.percentile(latency, 50)),
+        "p99_ms": float(np.percentile(latency, 99)),
+        "max_ms": float(latency.max()),
+        "errors": int((~ok).sum()),
+        "dispatch_lag_p99_ms": lag_p99,
+        "sustained": "yes" if sustained else "no",
+    }
 
 
 class CpuMeter:
@@ -290,12 +395,12 @@ class CpuMeter:
         return server, database
 
 
-def load(tool: str, port: int, path: str, seconds: float, connections: int) -> dict[str, float]:
+def load(tool: str, port: int, path: str, seconds: float, connections: int, users: list[int]) -> dict[str, float]:
     if tool == "wrk":
-        return load_wrk(port, path, seconds, connections)
-    # Its own process, so the writer thread here does not share its interpreter lock.
+        return load_wrk(port, path, seconds, connections, users)
+    # Its own process, so the threads here do not share its interpreter lock.
     queue: mp.Queue = mp.Queue()
-    proc = mp.Process(target=_python_load_process, args=(port, path, seconds, connections, queue))
+    proc = mp.Process(target=_python_load_process, args=(port, path, seconds, connections, users, queue))
     proc.start()
     result = queue.get(timeout=seconds + 60)
     proc.join()
@@ -310,6 +415,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", cfg.workers)))
     parser.add_argument("--pool-max", type=int, default=cfg.pool_max)
     parser.add_argument("--tool", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RATE", 2000)))
+    parser.add_argument("--load-procs", type=int, default=2, help="processes of the fixed-rate generator")
+    parser.add_argument("--rate-connections", type=int, default=16, help="connections per generator process")
+    parser.add_argument("--window", type=float, default=5.0, help="seconds per load window during the daily job")
     args = parser.parse_args()
 
     figures: dict[str, float | int | str] = {
@@ -318,34 +427,36 @@ def main() -> None:
         "serve_connections": args.connections,
         "serve_seconds": args.seconds,
     }
-    with fresh_database() as url, tempfile.TemporaryDirectory() as artifacts:
-        t0 = time.perf_counter()
-        seed(url)
-        print(f"seeded {USERS} users, {GOODS} goods, {USERS * PICKS} picks in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        server = start_server(url, artifacts, port, args.workers, args.pool_max)
-        try:
-            for_you = "/v1/users/{id}/for-you"
-            load(args.tool, port, for_you, 2, args.connections)  # warm up: connections, prepared statements
-            meter = CpuMeter(url, server.pid)
-            before = meter.snapshot()
-            base = load(args.tool, port, "/healthz", args.seconds, args.connections)
-            base_app_s, base_db_s = meter.spent(before, meter.snapshot())
-            before = meter.snapshot()
-            steady = load(args.tool, port, for_you, args.seconds, args.connections)
-            server_s, db_s = meter.spent(before, meter.snapshot())
-            cpu_s = server_s + db_s
-            swapper = Swapper(url)
-            swapper.start()
-            time.sleep(1.0)  # let the first publish get going
-            swapping = load(args.tool, port, for_you, args.seconds, args.connections)
-            swapper.stop.set()
-            swapper.join()
-            if swapper.error:
-                raise SystemExit(f"the picks writer failed: {swapper.error!r}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    url, env, users = world()
+    figures["serve_users_requested"] = len(users)
+    port = free_port()
+    server = start_server(url, env["GRAPHREC_PATHS__ARTIFACTS"], port, args.workers, args.pool_max)
+    for_you = "/v1/users/{id}/for-you"
+    try:
+        load(args.tool, port, for_you, 2, args.connections, users)  # warm up: connections, prepared statements
+        meter = CpuMeter(url, server.pid)
+        before = meter.snapshot()
+        base = load(args.tool, port, "/healthz", args.seconds, args.connections, users)
+        base_app_s, base_db_s = meter.spent(before, meter.snapshot())
+        before = meter.snapshot()
+        steady = load(args.tool, port, for_you, args.seconds, args.connections, users)
+        server_s, db_s = meter.spent(before, meter.snapshot())
+        cpu_s = server_s + db_s
+        fixed = load_fixed_rate(port, for_you, args.rate, args.seconds, args.rate_connections, users, args.load_procs)
+        job = DailyJob(env)
+        job.start()
+        job.started.wait()
+        windows = []
+        while job.is_alive():
+            windows.append(load(args.tool, port, for_you, args.window, args.connections, users))
+        job.join()
+        if job.status != 0:
+            raise SystemExit(f"the daily job failed ({job.status}):\n{job.output[-4000:]}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    swap_requests = sum(int(w["requests"]) for w in windows)
+    swap_seconds = sum(float(w["requests"]) / max(float(w["rps"]), 1e-9) for w in windows)
     figures.update(
         {
             "serve_baseline_healthz_rps": base["rps"],
@@ -353,22 +464,34 @@ def main() -> None:
             "serve_baseline_healthz_cpu_ms_per_request_app": 1e3 * base_app_s / base["requests"],
             "serve_baseline_healthz_cpu_ms_per_request_db": 1e3 * base_db_s / base["requests"],
             "serve_requests": int(steady["requests"]),
-            "serve_swap_requests": int(swapping["requests"]),
-            "serve_swaps": swapper.swaps,
-            "serve_swap_rps": swapping["rps"],
-            "serve_swap_p50_ms": swapping["p50_ms"],
-            "serve_swap_p99_ms": swapping["p99_ms"],
-            "serve_swap_errors": int(swapping["errors"]),
             # What one request costs in CPU (server + its Postgres backends; the load generator excluded),
             # and the rate both cores could sustain at that cost with nothing else running.
             "serve_cpu_ms_per_request": 1e3 * cpu_s / steady["requests"],
             "serve_cpu_ms_per_request_app": 1e3 * server_s / steady["requests"],
             "serve_cpu_ms_per_request_db": 1e3 * db_s / steady["requests"],
             "serve_rps_if_2_cores_free": 2 * steady["requests"] / cpu_s,
-            "serve_rps": steady["rps"],
             "serve_p50_ms": steady["p50_ms"],
+            "serve_fixed_rate_target_rps": fixed["target_rps"],
+            "serve_fixed_rate_achieved_rps": fixed["achieved_rps"],
+            "serve_fixed_rate_requests": fixed["requests"],
+            "serve_fixed_rate_p50_ms": fixed["p50_ms"],
+            "serve_fixed_rate_max_ms": fixed["max_ms"],
+            "serve_fixed_rate_errors": fixed["errors"],
+            "serve_fixed_rate_dispatch_lag_p99_ms": fixed["dispatch_lag_p99_ms"],
+            "serve_fixed_rate_sustained": fixed["sustained"],
+            "serve_fixed_rate_generator": f"python asyncio, {args.load_procs} processes x {args.rate_connections}"
+            " keep-alive connections",
+            "serve_swap_daily_job_s": job.seconds,
+            "serve_swap_windows": len(windows),
+            "serve_swap_requests": swap_requests,
+            "serve_swap_errors": sum(int(w["errors"]) for w in windows),
+            "serve_swap_p99_ms_per_window": " ".join(f"{float(w['p99_ms']):.1f}" for w in windows),
+            "serve_rps": steady["rps"],
             "serve_p99_ms": steady["p99_ms"],
             "serve_errors": int(steady["errors"] + base["errors"]),
+            "serve_swap_rps": swap_requests / max(swap_seconds, 1e-9),
+            "serve_swap_p99_ms": max(float(w["p99_ms"]) for w in windows) if windows else float("nan"),
+            "serve_fixed_rate_p99_ms": fixed["p99_ms"],
         }
     )
     report(figures)

@@ -29,7 +29,7 @@ from graphrec.core.config import Config
 from graphrec.core.stages import Stages
 from serving import picks as P
 from serving import reads, store
-from serving.foryou.ranker import Ranker
+from serving.foryou.ranker import RANKER_FILE, Ranker
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,8 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
             emb.save(run_embeddings_path(cfg.artifacts, run_id))
         if graph.get("data") is not None:
             with stages.stage("save_content"):  # for one user's rescore (recommend_user)
-                clusters = catalog_clusters(cfg, graph) if cfg.foryou.ranker else None
+                with_for_you = cfg.foryou.ranker and (Path(graph["checkpoint"]) / RANKER_FILE).exists()
+                clusters = catalog_clusters(cfg, graph) if with_for_you else None
                 save_content(run_embeddings_path(cfg.artifacts, run_id).parent, graph, clusters)
         with stages.stage("read_rows"):
             rows = reads.read_rows(conn, rc.repeat_days)

@@ -109,9 +109,10 @@ def test_retrain_promotes_a_pipeline_that_beats_popularity_and_the_graph_filter(
     quick = ["--set", "train.model=lightgcn", "--set", "train.max_epochs=3", "--set", "graph.min_goods=3"]
     quick += ["--set", "recommend.gate_users=60"]
     assert runner.invoke(cli, [*quick, "retrain"]).exit_code == 0
-    # A tolerance of 100%: only the baselines decide (the current-model comparison is test_decide's; two
-    # identical pipelines' figures differ here by up to ~20% on 33 users, see the report of issue 10).
-    second = runner.invoke(cli, [*quick, "--set", "recommend.promote_tolerance=1.0", "retrain"])
+    # The default tolerance (2%): the new and the current pipeline have the same sources and the model is not
+    # one of them, so their lists, hence their figures, are the same (they once differed by up to a fifth on
+    # these 33 users: the graph filter's ARPACK restarts were unseeded, tests/app/test_foryou_determinism.py).
+    second = runner.invoke(cli, [*quick, "retrain"])
     assert second.exit_code == 0, second.output
     models = artifacts / "models"
     with db.connect(migrated_url) as conn:
@@ -120,6 +121,7 @@ def test_retrain_promotes_a_pipeline_that_beats_popularity_and_the_graph_filter(
     ledger = runs[1]["metrics"]
     assert (models / "CURRENT").read_text().strip() == ledger["version"] != ledger["current_version"]
     assert "beats the baselines" in ledger["reason"] and "not worse" in ledger["reason"]
+    assert all(ledger["new_val"][k] == ledger["current_val"][k] for k in gate.FIGURES)
     for name in gate.BASELINES:
         assert all(ledger["new_val"][k] > ledger["baseline_val"][name][k] for k in gate.FIGURES)
     # The same validation users for every scorer (33 here, under the sample size).

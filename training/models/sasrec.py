@@ -7,14 +7,19 @@ stopping on the shared time-window validation (`training.split.validation_metric
 Embed on a (newer) graph: goods matched to the checkpoint by database id keep their id part; every good
 gets the projection of its own CLIP vector, so goods new since training have real vectors (inductive). A
 user's vector encodes their newest `max_len` saves in that graph, new saves included.
+
+`next_good_scorer` is the same model as a callable user_idx [b] -> scores [b, G] of every good as the
+user's next save (the For You sequence source's input), over the saves of any time cut of the graph.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
@@ -22,7 +27,15 @@ from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
 from graphrec.core.config import TrainConfig
 from training.checkpoint import Trained
 from training.models.base import Fitted, embeddings, training_index
-from training.sequence import SASRec, SASRecParams, Sequences, sequence_vectors, sequences_from_saves, train_sasrec
+from training.sequence import (
+    SASRec,
+    SASRecParams,
+    Sequences,
+    next_scores,
+    sequence_vectors,
+    sequences_from_saves,
+    train_sasrec,
+)
 from training.split import VAL_METRIC, TimeSplit, validation_metrics
 
 log = logging.getLogger(__name__)
@@ -88,26 +101,56 @@ class SASRecModel:
         return Fitted(state_dict=state, model_args=result.model.args(), history=result.history, val=val)
 
     def embed(self, trained: Trained, data: HeteroData, id_maps: IdMaps) -> Embeddings:
-        a: dict[str, Any] = trained.meta.model_args
-        model = SASRec(
-            a["num_goods"],
-            a["embedding_dim"],
-            a["num_blocks"],
-            a["num_heads"],
-            a["max_len"],
-            0.0,
-            content_dim=a["content_dim"],
-        )
-        model.load_state_dict(trained.state_dict, strict=False)  # the content buffer is not saved
-        model.eval()
-        old = training_index(trained, id_maps, "good")  # [G_new] training good_idx or -1
-        known = old >= 0
-        with torch.no_grad():
-            id_part = model.id_embedding.weight * model.has_id[:, None].to(torch.float32)  # [G_old + 1, d]
-            table = torch.zeros(len(old) + 1, a["embedding_dim"])
-            table[1:][torch.from_numpy(known)] = id_part[torch.from_numpy(old[known] + 1)]
-            if a["content_dim"]:
-                table[1:] += model.content_vectors(torch.from_numpy(_content(data)))
+        model, table = serving_model(trained, data, id_maps)
         seqs = graph_sequences(data)
         user_vecs = sequence_vectors(model, seqs, np.arange(seqs.n_users), table=table)
         return embeddings(trained, id_maps, user_vecs, table[1:].numpy())
+
+
+def serving_model(trained: Trained, data: HeteroData, id_maps: IdMaps) -> tuple[SASRec, torch.Tensor]:
+    """The checkpoint's model (eval mode) and its good table [G_new + 1, d] for the goods of `data`."""
+    a: dict[str, Any] = trained.meta.model_args
+    model = SASRec(
+        a["num_goods"],
+        a["embedding_dim"],
+        a["num_blocks"],
+        a["num_heads"],
+        a["max_len"],
+        0.0,
+        content_dim=a["content_dim"],
+    )
+    model.load_state_dict(trained.state_dict, strict=False)  # the content buffer is not saved
+    model.eval()
+    old = training_index(trained, id_maps, "good")  # [G_new] training good_idx or -1
+    known = old >= 0
+    with torch.no_grad():
+        id_part = model.id_embedding.weight * model.has_id[:, None].to(torch.float32)  # [G_old + 1, d]
+        table = torch.zeros(len(old) + 1, a["embedding_dim"])
+        table[1:][torch.from_numpy(known)] = id_part[torch.from_numpy(old[known] + 1)]
+        if a["content_dim"]:
+            table[1:] += model.content_vectors(torch.from_numpy(_content(data)))
+    return model, table
+
+
+def next_good_scorer(
+    trained: Trained, data: HeteroData, id_maps: IdMaps, save_time: sp.csr_matrix | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A sasrec checkpoint as `score(user_idx int64 [b]) -> float32 [b, G]`: every good of `data` (column
+    good_idx) scored as the user's next save after their newest `max_len` saves.
+
+    save_time: float csr [U, G] of save times (e.g. GraphArrays.save_time of a time cut, so a ranker trained
+    before a cut sees sequences from before it); default the saves of `data`. Saved goods are not masked.
+    """
+    model, table = serving_model(trained, data, id_maps)
+    if save_time is None:
+        seqs = graph_sequences(data)
+    else:
+        st = sp.csr_matrix(save_time)
+        st.sort_indices()
+        users = np.repeat(np.arange(st.shape[0]), np.diff(st.indptr))
+        seqs = sequences_from_saves(users, st.indices, st.data, st.shape[0])
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return next_scores(model, seqs, np.asarray(users, dtype=np.int64), table=table)
+
+    return score

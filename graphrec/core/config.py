@@ -69,8 +69,9 @@ class TrainConfig:
     negatives: int = 512
     # Scores are cosines divided by this.
     temperature: float = 0.1
-    # PinSage-lite's softmax: subtract log(chance a candidate is drawn) from its logit (logQ correction).
-    logq_correction: bool = False
+    # PinSage-lite's softmax: subtract log(chance a candidate is drawn) from its logit (logQ correction). On a
+    # 1,500-user demo's validation window (seed 0) recall@20 0.0855 with it, 0.0219 without (GF-CF 0.0510).
+    logq_correction: bool = True
     # PinSage-lite: width of the spectral input (a rank-k SVD of the degree-normalised save matrix, the one
     # GF-CF filters, folded in per good through its savers; 0: none).
     spectral_dim: int = 0

@@ -218,6 +218,14 @@ class ForYouConfig:
     # Calibration of the final list to the user's interest mix (Steck 2018): 0 is the ranker's order, 1 only
     # the mix. 0.35 chosen on the demo's validation window (GF-CF + interest candidates).
     calibration: float = 0.35
+    # Interest quotas of the final list: each of the user's interests of weight w is given about
+    # round(interest_quota * w * k) of the k places, filled in ranker order by its own candidates (the rest by
+    # score); 0 is off. interest_pool: candidates per interest added to the re-rank's pool (the best by ranker
+    # score among that interest's candidates), so a small taste has some to fill its places with.
+    interest_quota: float = 0.0
+    interest_pool: int = 0
+    # Places every interest gets at least (with or without interest_quota; 0 is off).
+    interest_min_places: int = 0
     seed: int = 0
 
 

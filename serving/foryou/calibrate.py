@@ -43,6 +43,8 @@ def calibrate(
     domains: np.ndarray | None = None,
     max_per_domain: int | None = None,
     alpha: float = ALPHA,
+    quota: float = 0.0,
+    quota_floor: int = 0,
     batch_size: int = 1024,
 ) -> np.ndarray:
     """Choose k picks per user from their candidates, calibrated to the user's interest mix.
@@ -51,6 +53,9 @@ def calibrate(
     scores: float [n, C], higher is better. interest: int64 [n, C] the candidate's interest slot (a column of
     `weight`), -1 none. weight: float [n, K] the user's interest weights (rows sum to 1; a row of zeros makes
     the list the score order). domains: int64 [G] domain_idx per good (-1 unknown, never capped).
+    quota: share of the k places given out by weight (interest_quotas): while an interest has places left,
+    its candidates come before every other (among them, the calibrated value decides); 0 is off.
+    quota_floor: places every interest gets at least (with quota or alone).
     Returns int64 [n, k] positions into the candidate columns (not good_idx), best first, -1 padded; take
     `np.take_along_axis(goods, np.maximum(order, 0), 1)` for the good_idx.
     """
@@ -73,8 +78,23 @@ def calibrate(
     out = np.full((n, k), -1, dtype=np.int64)
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
-        out[sl] = _calibrate_batch(goods[sl], sc[sl], slot[sl], p[sl], k, lam, domains, max_per_domain, alpha)
+        places = interest_quotas(p[sl], k, quota, quota_floor) if quota > 0 or quota_floor > 0 else None
+        out[sl] = _calibrate_batch(goods[sl], sc[sl], slot[sl], p[sl], k, lam, domains, max_per_domain, alpha, places)
     return out
+
+
+def interest_quotas(weight: np.ndarray, k: int, share: float, floor: int = 0) -> np.ndarray:
+    """int64 [n, K]: places per interest, round(share * w * k) by largest remainders (the user's total is
+    round(share * k) for a user with interests), at least `floor` for every interest; 0 where the weight is 0."""
+    w = np.asarray(weight, dtype=np.float64)
+    raw = share * k * w
+    q = np.floor(raw).astype(np.int64)
+    total = np.where(w.sum(axis=1) > 0, int(round(share * k)), 0)
+    short = np.maximum(total - q.sum(axis=1), 0)
+    order = np.argsort(-(raw - q), axis=1, kind="stable")
+    bump = (np.arange(w.shape[1])[None, :] < short[:, None]).astype(np.int64)
+    np.put_along_axis(q, order, np.take_along_axis(q, order, axis=1) + bump, axis=1)
+    return np.where(w > 0, np.maximum(q, floor), 0)
 
 
 def _calibrate_batch(
@@ -87,6 +107,7 @@ def _calibrate_batch(
     domains: np.ndarray | None,
     max_per_domain: int | None,
     alpha: float,
+    places: np.ndarray | None = None,
 ) -> np.ndarray:
     n, c = goods.shape
     n_k = p.shape[1]
@@ -113,6 +134,9 @@ def _calibrate_batch(
         kl_none = kl_divergence(p, q_now, alpha)
         kl = np.where(slot >= 0, kl_add[rows[:, None], np.maximum(slot, 0)], kl_none[:, None])
         value = (1.0 - lam) * relevance - lam * kl
+        if places is not None:  # an interest with places left goes first (value is within [-lam * KL, 1])
+            left = np.where(slot >= 0, (places - counts)[rows[:, None], np.maximum(slot, 0)] > 0, False)
+            value = value + 1e3 * left
         j, ok = _take_best(value, avail, per_domain < cap)
         if not ok.any():
             break
@@ -125,13 +149,20 @@ def _calibrate_batch(
 
 
 def final_list(
-    ctx: ForYouContext, users: np.ndarray, goods: np.ndarray, scores: np.ndarray, k: int
+    ctx: ForYouContext,
+    users: np.ndarray,
+    goods: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    slots: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's last step: calibrate to each user's interest mix (cfg.calibration, inside the domain cap
     cfg.max_per_domain), then order the k by MMR (serving.rerank, cfg.diversity). With calibration 0 this is
     serving.rerank over all the candidates, as without interests.
 
-    users: int64 [n] user_idx; goods: int64 [n, C] candidate good_idx (-1 padding); scores: float [n, C].
+    users: int64 [n] user_idx; goods: int64 [n, C] candidate good_idx (-1 padding); scores: float [n, C];
+    slots: int64 [n, C] each candidate's interest slot when the caller has them (else found here).
+    cfg.interest_quota gives each interest places by weight (calibrate's quota).
     Returns (picks int64 [n, k] good_idx, -1 padded; interest int64 [n, k] the slot of the user's interest each
     pick serves, -1 none; see serving.foryou.interests)."""
     cfg = ctx.cfg
@@ -141,12 +172,21 @@ def final_list(
     ui = user_interests(ctx)
     vectors = interest_vectors(ctx)
     a = ctx.arrays
-    if cfg.calibration > 0:
+    if cfg.calibration > 0 or cfg.interest_quota > 0 or cfg.interest_min_places > 0:
         rows = rows_of(ui, users)
         weight = np.where((rows >= 0)[:, None], ui.weight[np.maximum(rows, 0)], 0.0)
-        slot = good_interest(ui, users, goods, vectors)
+        slot = good_interest(ui, users, goods, vectors) if slots is None else np.asarray(slots, dtype=np.int64)
         order = calibrate(
-            goods, scores, slot, weight, k, cfg.calibration, domains=a.domain, max_per_domain=cfg.max_per_domain
+            goods,
+            scores,
+            slot,
+            weight,
+            k,
+            cfg.calibration,
+            domains=a.domain,
+            max_per_domain=cfg.max_per_domain,
+            quota=cfg.interest_quota,
+            quota_floor=cfg.interest_min_places,
         )
         at = np.maximum(order, 0)
         goods = np.where(order >= 0, np.take_along_axis(goods, at, axis=1), -1)

@@ -6,6 +6,7 @@ Features use only `ctx.arrays` (the graph as of ctx.arrays.as_of), so a context 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ class CandidateSet:
 
     row: int64 [N] position in `users`; good: int64 [N]; group: int64 [len(users)] rows per user (0 for a user
     without candidates); source_score / source_rank: float32 [N, S] (NaN where source s did not propose the
-    pair; rank 1 is its best); via: int64 [N, S]; interest: int64 [N] (-1 where no source names one)."""
+    pair; rank 1 is its best); via: int64 [N, S]; interest: int64 [N] the slot of the user's interest the pair
+    serves (from union: the one a source names; from candidate_batch: candidate_interest's), -1 none."""
 
     users: np.ndarray
     sources: tuple[str, ...]
@@ -113,11 +115,24 @@ def _gather(m: sp.csr_matrix | np.ndarray, row: np.ndarray, good: np.ndarray) ->
     return np.asarray(m)[row, good].astype(np.float32)
 
 
-def features(ctx: ForYouContext, cs: CandidateSet, blocks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def candidate_interest(ctx: ForYouContext, cs: CandidateSet) -> np.ndarray:
+    """int64 [N]: the slot of the user's interest each candidate serves (serving.foryou.interests), -1 none."""
+    from serving.foryou.interests import good_interest, interest_vectors, user_interests
+
+    return good_interest(user_interests(ctx), cs.users[cs.row], cs.good, interest_vectors(ctx))
+
+
+def features(
+    ctx: ForYouContext,
+    cs: CandidateSet,
+    blocks: dict[str, np.ndarray] | None = None,
+    slot: np.ndarray | None = None,
+) -> np.ndarray:
     """float32 [N, len(feature_names(cs.sources))]; NaN is LightGBM's missing value.
 
     blocks: the dense score blocks [len(users), G] of DenseSources for these users (source name -> block):
-    their score feature is then filled for every candidate, not only those the source proposed."""
+    their score feature is then filled for every candidate, not only those the source proposed. slot:
+    candidate_interest(ctx, cs) when the caller has it."""
     a = ctx.arrays
     blocks = blocks or {}
     users, row, good = cs.users, cs.row, cs.good
@@ -177,10 +192,10 @@ def features(ctx: ForYouContext, cs: CandidateSet, blocks: dict[str, np.ndarray]
         cols.append(np.full(n, np.nan, np.float32))
     cols.append(np.log1p(a.saves_per_user()[users][row]).astype(np.float32))
     # The weight of the user's interest the good falls in (serving.foryou.interests; 0 when it serves none).
-    from serving.foryou.interests import good_interest, interest_vectors, rows_of, user_interests
+    from serving.foryou.interests import rows_of, user_interests
 
     ui = user_interests(ctx)
-    slot = good_interest(ui, users[row], good, interest_vectors(ctx))
+    slot = candidate_interest(ctx, cs) if slot is None else slot
     urow = rows_of(ui, users)[row]
     has = (slot >= 0) & (urow >= 0)
     share = np.zeros(n, np.float32)
@@ -193,7 +208,8 @@ def features(ctx: ForYouContext, cs: CandidateSet, blocks: dict[str, np.ndarray]
 def candidate_batch(
     ctx: ForYouContext, users: np.ndarray, sources: Sequence[Source], n: int
 ) -> tuple[CandidateSet, np.ndarray]:
-    """Every source's candidates for `users` (one batch), their union and its feature matrix."""
+    """Every source's candidates for `users` (one batch), their union (its `interest`: the slot of the user's
+    interest each candidate serves, candidate_interest) and its feature matrix."""
     cands: list[Candidates] = []
     blocks: dict[str, np.ndarray] = {}
     for src in sources:
@@ -204,4 +220,5 @@ def candidate_batch(
         else:
             cands.append(src.candidates(ctx, users, n))
     cs = union(users, cands, ctx.arrays.n_goods)
-    return cs, features(ctx, cs, blocks)
+    cs = dataclasses.replace(cs, interest=candidate_interest(ctx, cs))
+    return cs, features(ctx, cs, blocks, cs.interest)

@@ -82,19 +82,9 @@ def for_you(
         score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
         src, via = _best_source(cs)
         b = len(chunk)
-        # Per user, the RERANK_POOL best candidates by score, as a padded matrix for the re-rank.
-        order = np.lexsort((-score, cs.row))
-        row_sorted = cs.row[order]
-        first = np.searchsorted(row_sorted, np.arange(b))
-        pos = np.arange(len(order)) - first[row_sorted]
-        keep = pos < RERANK_POOL
-        r, p, idx = row_sorted[keep], pos[keep], order[keep]
-        cand = np.full((b, RERANK_POOL), -1, np.int64)
-        cand_score = np.full((b, RERANK_POOL), -np.inf, np.float64)
-        cand[r, p] = cs.good[idx]
-        cand_score[r, p] = score[idx]
+        cand, cand_score, cand_slot = rerank_pool(cs, score, b, RERANK_POOL, cfg.interest_pool)
         # Calibrated to the user's interest mix inside the domain cap, then MMR (serving.foryou.calibrate).
-        picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k)
+        picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k, cand_slot)
         # Look the chosen goods up again for their score, source, via and interest.
         key = cs.row.astype(np.int64) * a.n_goods + cs.good
         sort_key = np.argsort(key)
@@ -110,6 +100,38 @@ def for_you(
             out_int[rows] = np.where(ok, picked_interest, -1)
     _top_up(ctx, users, out_g, out_s)
     return ForYouLists(users, out_g, out_s, out_src, out_via, out_int)
+
+
+def rerank_pool(
+    cs: CandidateSet, score: np.ndarray, n_users: int, pool: int, per_interest: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per user, the `pool` best candidates by score, then each interest's `per_interest` best not among them,
+    as padded matrices (goods int64 [n, C], scores float64 [n, C], interest slots int64 [n, C]; best first
+    within each part, -1 / -inf padding)."""
+    order = np.lexsort((-score, cs.row))
+    row_sorted = cs.row[order]
+    first = np.searchsorted(row_sorted, np.arange(n_users))
+    pos = np.arange(len(order)) - first[row_sorted]
+    keep = pos < pool
+    if per_interest > 0:
+        # Rank within (user, interest) by score: the best per_interest of each interest outside the pool join it.
+        slot = cs.interest[order]
+        o2 = np.lexsort((pos, slot, row_sorted))
+        key = row_sorted[o2] * (int(slot.max(initial=0)) + 2) + slot[o2] + 1
+        start = np.searchsorted(key, key, side="left")
+        in_slot = np.empty(len(order), np.int64)
+        in_slot[o2] = np.arange(len(o2)) - start
+        keep |= (slot >= 0) & (in_slot < per_interest)
+    r, idx = row_sorted[keep], order[keep]
+    width = int(np.bincount(r, minlength=n_users).max(initial=0))
+    p = np.arange(len(r)) - np.searchsorted(r, r, side="left")
+    cand = np.full((n_users, max(width, pool)), -1, np.int64)
+    cand_score = np.full(cand.shape, -np.inf, np.float64)
+    cand_slot = np.full(cand.shape, -1, np.int64)
+    cand[r, p] = cs.good[idx]
+    cand_score[r, p] = score[idx]
+    cand_slot[r, p] = cs.interest[idx]
+    return cand, cand_score, cand_slot
 
 
 def _top_up(ctx: ForYouContext, users: np.ndarray, goods: np.ndarray, scores: np.ndarray) -> None:

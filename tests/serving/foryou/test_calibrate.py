@@ -101,3 +101,55 @@ def test_final_list_calibrates_then_reranks_and_names_each_picks_interest() -> N
     picks, slot = final_list(on, np.array([0]), cand, score, 20)
     np.testing.assert_allclose(np.bincount(style[picks[0]], minlength=4)[:4] / 20, [0.4, 0.3, 0.2, 0.1], atol=0.051)
     np.testing.assert_array_equal(slot[0], style[picks[0]])  # interest slot j is taste j here
+
+
+def test_interest_quotas_share_places_by_weight_with_a_floor() -> None:
+    from serving.foryou.calibrate import interest_quotas
+
+    w = np.array([[0.5, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0], [0.9, 0.05, 0.05, 0.0]])
+    q = interest_quotas(w, 20, 1.0)
+    assert q.tolist()[0] == [10, 6, 4, 0] and q[1].sum() == 0 and q[2].sum() == 20
+    half = interest_quotas(w, 20, 0.5)
+    assert half[0].sum() == 10 and (half[0] <= q[0]).all()
+    assert interest_quotas(w, 20, 0.0, floor=1).tolist() == [[1, 1, 1, 0], [0, 0, 0, 0], [1, 1, 1, 0]]
+
+
+def test_a_quota_gives_a_small_taste_its_places_where_score_order_gives_none() -> None:
+    # One user, two interests (0.8 / 0.2); the 30 candidates of interest 0 all outscore interest 1's 10.
+    goods = np.arange(40)[None, :]
+    slot = np.array([[0] * 30 + [1] * 10])
+    score = -np.arange(40, dtype=np.float64)[None, :]
+    weight = np.array([[0.8, 0.2]])
+    plain = calibrate(goods, score, slot, weight, 10, 0.0)
+    assert (slot[0, plain[0]] == 0).all()
+    quota = calibrate(goods, score, slot, weight, 10, 0.0, quota=1.0)
+    assert np.bincount(slot[0, quota[0]], minlength=2).tolist() == [8, 2]
+    # Within each interest the score order holds: the best two of interest 1, the best eight of interest 0.
+    assert sorted(quota[0].tolist()) == [*range(8), 30, 31]
+    floor = calibrate(goods, score, slot, weight, 10, 0.0, quota_floor=1)
+    assert sorted(floor[0].tolist()) == [*range(9), 30]
+
+
+def test_rerank_pool_adds_each_interests_best_outside_the_pool() -> None:
+    from serving.foryou.features import CandidateSet
+    from serving.foryou.pipeline import rerank_pool
+
+    n = 12
+    row = np.zeros(n, np.int64)
+    cs = CandidateSet(
+        users=np.array([7]),
+        sources=("x",),
+        row=row,
+        good=np.arange(n),
+        group=np.array([n]),
+        source_score=np.zeros((n, 1), np.float32),
+        source_rank=np.ones((n, 1), np.float32),
+        via=np.full((n, 1), -1),
+        interest=np.array([0] * 8 + [1] * 3 + [-1]),
+    )
+    score = -np.arange(n, dtype=np.float32)
+    goods, sc, slots = rerank_pool(cs, score, 1, 4, 0)
+    assert goods[0].tolist() == [0, 1, 2, 3]
+    goods, sc, slots = rerank_pool(cs, score, 1, 4, 2)
+    assert goods[0][goods[0] >= 0].tolist() == [0, 1, 2, 3, 8, 9]
+    assert slots[0][goods[0] >= 0].tolist() == [0, 0, 0, 0, 1, 1] and (np.diff(sc[0][goods[0] >= 0]) < 0).all()

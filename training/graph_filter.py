@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
+import scipy.sparse.linalg
 import torch
 
 log = logging.getLogger(__name__)
@@ -110,12 +112,30 @@ def randomized_vt(
     return sigma, np.ascontiguousarray((q @ (z[:, order])).T)
 
 
+def arpack_vt(norm: sp.csr_matrix, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` singular values [k] and right singular vectors V^T [k, G] of a sparse [U, G] matrix, largest
+    first, by scipy's svds arpack path step for step (eigsh on the smaller Gram matrix, its vectors made
+    orthonormal, an SVD of their image) with every random draw seeded: svds (scipy 1.17) seeds only the start
+    vector, and when the Krylov space runs out (k near the rank, as on small graphs) ARPACK's fresh vectors came
+    from an unseeded generator, so two fits of one matrix could differ."""
+    a = sp.linalg.aslinearoperator(norm)
+    v0 = np.random.default_rng(seed).random(min(a.shape))
+    tall = a.shape[0] >= a.shape[1]
+    x_dot, xh_dot, x_mat = (a.matvec, a.rmatvec, a.matmat) if tall else (a.rmatvec, a.matvec, a.rmatmat)
+    gram = sp.linalg.LinearOperator(shape=(min(a.shape),) * 2, dtype=a.dtype, matvec=lambda x: xh_dot(x_dot(x)))
+    _, vecs = sp.linalg.eigsh(gram, k=k, v0=v0, rng=np.random.default_rng(seed))
+    vecs, _ = np.linalg.qr(vecs)
+    u, sigma, vh = scipy.linalg.svd(x_mat(vecs), full_matrices=False, overwrite_a=True)
+    vt = vh @ vecs.T if tall else u.T
+    return sigma, np.ascontiguousarray(vt)
+
+
 def filter_basis(
     train: sp.csr_matrix, k: int, *, seed: int = 0, svd: str = "arpack", power_iters: int = 6
 ) -> FilterBasis:
     """Normalise ``train`` [U, G] and take its top-``k`` right singular vectors: ``svd="arpack"``
-    (scipy's svds, seeded start) or ``"randomized"`` (:func:`randomized_vt` with ``power_iters`` power steps,
-    much cheaper at large k)."""
+    (:func:`arpack_vt`, scipy's svds path fully seeded) or ``"randomized"`` (:func:`randomized_vt` with
+    ``power_iters`` power steps, much cheaper at large k)."""
     start = time.perf_counter()
     rows = sp.csr_matrix(train, dtype=np.float64)
     du = _inv_sqrt(np.asarray(rows.sum(axis=1)).ravel())
@@ -126,10 +146,7 @@ def filter_basis(
     if k > 0 and svd == "randomized":
         sigma, vt = randomized_vt(norm, k, n_iter=power_iters, seed=seed)
     elif k > 0 and svd == "arpack":
-        v0 = np.random.default_rng(seed).random(min(norm.shape))
-        _, sigma, vt = sp.linalg.svds(norm, k=k, v0=v0)
-        order = np.argsort(sigma)[::-1]
-        sigma, vt = sigma[order], vt[order]
+        sigma, vt = arpack_vt(norm, k, seed=seed)
     elif k > 0:
         raise ValueError(f"svd must be 'arpack' or 'randomized', got {svd!r}")
     else:

@@ -19,6 +19,7 @@ from training.graph_filter import (
     bspm,
     cheby_coefficients,
     chebycf,
+    filter_basis,
     fit_graph_filter,
     gf_cf,
     plateau,
@@ -139,3 +140,14 @@ def test_chebycf_runs_at_200k_goods_without_a_good_by_good_matrix() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert out.split() == [b"200000"]
     assert usage.ru_maxrss < 1_500_000  # kB
+
+
+def test_arpack_basis_is_seeded_even_where_the_krylov_space_runs_out() -> None:
+    # Three disjoint blocks (rank 3) with k = 10: ARPACK restarts with fresh random vectors, which filter_basis
+    # seeds.
+    m = sp.csr_matrix((np.arange(20)[:, None] % 3 == np.arange(30)[None, :] % 3).astype(np.float32))
+    a, b = filter_basis(m, 10), filter_basis(m, 10)
+    np.testing.assert_array_equal(a.vt.numpy(), b.vt.numpy())
+    np.testing.assert_array_equal(a.sigma, b.sigma)
+    np.testing.assert_allclose(a.sigma[:3], 1.0, rtol=1e-6)  # each block's normalised matrix has sigma 1
+    np.testing.assert_allclose(a.sigma[3:], 0.0, atol=1e-6)

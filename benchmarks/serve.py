@@ -17,7 +17,8 @@ The app of `graphrec serve` runs under uvicorn (`--workers`, default serve.worke
    the For You pipeline, model retrieval for the users it leaves short, the write-back and the swap) against
    the same database, with the closed-loop load in back-to-back windows from its start to its end
    (serve_swap_rps: all requests over all windows; serve_swap_p99_ms: the worst window's p99, an upper
-   bound of the whole phase's).
+   bound of the whole phase's). The closed loop saturates both cores, so the niced job runs for many minutes
+   (782 s where it takes 84 s alone); a fixed-rate load during the job would bound that.
 
 CPU per request (app processes + their Postgres backends) is measured in phase 1: other work on the machine
 slows the run, but hardly changes what a request costs.

@@ -113,7 +113,7 @@ class PinSageLite(torch.nn.Module):
         num_ids: rows of the id embedding, row 0 the shared all-zero "unknown" row (<= 1: no id embedding).
         popularity_input: add a learned projection of the good's popularity (`good_degrees`).
         num_train_users: users of the training graph (the rows of the `user_basis` buffer).
-        spectral_dim: width k of the spectral input (`training.features.spectral_user_basis`; 0: none).
+        spectral_width: width k of the spectral input (`training.features.spectral_user_basis`; 0: none).
 
     forward(x_dict, edge_index_dict) -> dict of float32 [n_type, d] L2-normalised embeddings, where
     x_dict[type] is float32 [n_type, F] and edge_index_dict[edge_type] int64 [2, E] of local indices;
@@ -122,7 +122,7 @@ class PinSageLite(torch.nn.Module):
     """
 
     id_row: Tensor  # buffer: training good index -> id row
-    user_basis: Tensor  # buffer: training user index -> spectral basis row [num_train_users, spectral_dim]
+    user_basis: Tensor  # buffer: training user index -> spectral basis row [num_train_users, spectral_width]
 
     def __init__(
         self,
@@ -136,7 +136,7 @@ class PinSageLite(torch.nn.Module):
         num_ids: int = 0,
         popularity_input: bool = False,
         num_train_users: int = 0,
-        spectral_dim: int = 0,
+        spectral_width: int = 0,
     ) -> None:
         super().__init__()
         self.node_types = tuple(node_types)
@@ -148,10 +148,10 @@ class PinSageLite(torch.nn.Module):
         self.num_train_goods = num_train_goods
         self.num_ids = num_ids if num_ids > 1 else 0
         self.popularity_input = popularity_input
-        self.num_train_users = num_train_users if spectral_dim > 0 else 0
-        self.spectral_dim = spectral_dim
-        self.register_buffer("user_basis", torch.zeros(self.num_train_users, spectral_dim))
-        self.spec_proj = torch.nn.Linear(spectral_dim, embedding_dim, bias=False) if spectral_dim > 0 else None
+        self.num_train_users = num_train_users if spectral_width > 0 else 0
+        self.spectral_width = spectral_width
+        self.register_buffer("user_basis", torch.zeros(self.num_train_users, spectral_width))
+        self.spec_proj = torch.nn.Linear(spectral_width, embedding_dim, bias=False) if spectral_width > 0 else None
         # Training good index -> id row (0: the shared unknown row); set by fit, loaded from checkpoints.
         self.register_buffer("id_row", torch.zeros(num_train_goods, dtype=torch.long))
         self.id_emb = torch.nn.Embedding(self.num_ids, embedding_dim, padding_idx=0) if self.num_ids else None
@@ -207,7 +207,7 @@ class PinSageLite(torch.nn.Module):
             "num_ids": self.num_ids,
             "popularity_input": self.popularity_input,
             "num_train_users": self.num_train_users,
-            "spectral_dim": self.spectral_dim,
+            "spectral_width": self.spectral_width,
         }
 
     def forward(
@@ -225,7 +225,7 @@ class PinSageLite(torch.nn.Module):
         # proj(x) * scale == proj(x * scale) (no bias), without a scaled copy of x (2 GB for 1M goods).
         h = {t: self.proj(x) * self.input_scale + self.type_bias[t] for t, x in x_dict.items()}
         if self.spec_proj is not None and spec_dict is not None:
-            scale = math.sqrt(self.spectral_dim)
+            scale = math.sqrt(self.spectral_width)
             for t, z in spec_dict.items():
                 if t in h:
                     h[t] = h[t] + self.spec_proj(z * scale)
@@ -459,7 +459,7 @@ def build_pinsage(model_args: dict[str, Any], state_dict: dict[str, Tensor] | No
         num_ids=a.get("num_ids", 0),
         popularity_input=a.get("popularity_input", False),
         num_train_users=a.get("num_train_users", 0),
-        spectral_dim=a.get("spectral_dim", 0),
+        spectral_width=a.get("spectral_width", 0),
     )
     if state_dict is not None:
         model.load_state_dict(state_dict)
@@ -498,7 +498,7 @@ class PinSageModel:
             num_ids=int(rows.max()) + 1 if rows.numel() else 0,
             popularity_input=cfg.degree_features,
             num_train_users=split.num_users,
-            spectral_dim=int(basis.size(1)) if basis is not None else 0,
+            spectral_width=int(basis.size(1)) if basis is not None else 0,
         )
         model.id_row.copy_(rows)
         if basis is not None:

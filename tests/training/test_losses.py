@@ -86,7 +86,9 @@ def test_sampled_softmax_log_q_correction_known_value() -> None:
     cands = torch.tensor([E1, E2, [-1.0, 0.0]])  # logits 1, 0, -1 at T = 1
     pos = torch.tensor([0])
     log_q = torch.log(torch.tensor([0.5, 0.25, 0.25]))
-    expected = -math.log(math.exp(1 - log_q[0]) / sum(math.exp(s - q) for s, q in zip([1, 0, -1], log_q.tolist())))
+    expected = -math.log(
+        math.exp(1 - log_q[0]) / sum(math.exp(s - q) for s, q in zip([1, 0, -1], log_q.tolist(), strict=True))
+    )
     got = sampled_softmax_loss(u, cands, pos, None, 1.0, log_q).item()
     assert got == pytest.approx(expected, rel=1e-6)
     # A uniform correction changes nothing (it shifts every logit alike) ...

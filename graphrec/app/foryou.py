@@ -31,62 +31,11 @@ EVAL_DEPTH = 50
 
 
 def graph_filter_fit(saves: sp.csr_matrix) -> ScoreFn:
+    # filter_basis seeds every ARPACK draw, so two fits of one save matrix give the same scores bit for bit
+    # (identical For You runs once differed in the gate's ranker rows through an unseeded ARPACK restart).
     from training.graph_filter import gf_cf
 
-    return gf_cf(saves, alpha=GF_ALPHA, basis=seeded_filter_basis(saves, GF_K))
-
-
-def seeded_filter_basis(saves: sp.csr_matrix, k: int, seed: int = 0) -> Any:
-    """training.graph_filter.filter_basis with every random draw of ARPACK seeded, so two fits of one save matrix
-    give the same scores bit for bit.
-
-    scipy's svds (1.17) seeds only ARPACK's start vector and calls eigsh without its rng: when the Krylov space
-    runs out (k at or above the rank of the saves, as on small graphs), ARPACK asks for a fresh random vector
-    and eigsh draws it from an unseeded generator. The For You lists then differed between identical runs in
-    one process (the gate's ranker rows 12,824 vs 12,825 and its recall). This is svds's own arpack path (the
-    same start vector, so on graphs whose rank exceeds ARPACK's Krylov dimension the basis is unchanged) with
-    eigsh given the rng; it belongs in filter_basis, which this then becomes a call of."""
-    import torch
-    from scipy.linalg import svd
-    from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
-
-    from training.graph_filter import filter_basis
-
-    plain = filter_basis(saves, 0)  # the normalised matrices, no singular vectors
-    rows = sp.csr_matrix(saves, dtype=np.float64)
-    du = _inv_sqrt(np.asarray(rows.sum(axis=1)).ravel())
-    dg = _inv_sqrt(np.asarray(rows.sum(axis=0)).ravel())
-    a = aslinearoperator(sp.diags(du) @ rows @ sp.diags(dg))
-    k = min(k, min(a.shape) - 1)
-    if k <= 0:
-        return plain
-    v0 = np.random.default_rng(seed).random(min(a.shape))
-    # svds's arpack path, step for step (the same products, so the same floats): eigsh on the smaller Gram
-    # matrix, its vectors made orthonormal, an SVD of their image.
-    tall = a.shape[0] >= a.shape[1]
-    x_dot, xh_dot, x_mat = (a.matvec, a.rmatvec, a.matmat) if tall else (a.rmatvec, a.matvec, a.rmatmat)
-    gram = LinearOperator(shape=(min(a.shape),) * 2, dtype=a.dtype, matvec=lambda x: xh_dot(x_dot(x)))
-    _, vecs = eigsh(gram, k=k, v0=v0, rng=np.random.default_rng(seed))
-    vecs, _ = np.linalg.qr(vecs)
-    u, sigma, vh = svd(x_mat(vecs), full_matrices=False, overwrite_a=True)
-    vt = vh @ vecs.T if tall else u.T
-    extra = {}
-    if "sigma" in {f.name for f in dataclasses.fields(plain)}:  # a basis that lists largest first, with sigma
-        extra = {"sigma": sigma}
-    else:
-        vt, sigma = vt[::-1], sigma[::-1]  # svds's order, smallest first
-    return dataclasses.replace(
-        plain,
-        vt=torch.from_numpy(np.ascontiguousarray(vt, dtype=np.float32)),
-        vt_scaled_t=np.ascontiguousarray((vt * dg).T, dtype=np.float32),
-        **extra,
-    )
-
-
-def _inv_sqrt(x: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(x, dtype=np.float64)
-    np.divide(1.0, np.sqrt(x), out=out, where=x > 0)
-    return out
+    return gf_cf(saves, k=GF_K, alpha=GF_ALPHA)
 
 
 def model_vectors(trained: Any, data: Any, id_maps: Any) -> ModelVectors:

@@ -8,8 +8,9 @@ The evaluate row `for_you` and `graphrec recommend` both call `serving.foryou.pi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,18 +25,36 @@ from serving.foryou.sources import make_source
 
 log = logging.getLogger(__name__)
 
-# The graph filter's settings, as the evaluate row gf_cf (evaluation.models.graph_filter).
-GF_K, GF_ALPHA = 256, 0.3
+# Each graph filter's settings: GF-CF's published ones (as the evaluate row gf_cf, evaluation.models.graph_filter),
+# ChebyCF's chosen on Gowalla's validation carve-out (benchmarks/gowalla.py), BSPM's paper defaults.
+GRAPH_FILTER_PARAMS: dict[str, dict[str, float | int | str]] = {
+    "gf_cf": {"k": 256, "alpha": 0.3},
+    "chebycf": {"order": 10, "flatness": 2.0, "ideal_k": 512, "ideal_weight": 0.2, "degree_power": 0.4},
+    "bspm": {},
+}
 # Depth of the evaluated lists (the evaluator traces recall@k up to 50).
 EVAL_DEPTH = 50
 
 
-def graph_filter_fit(saves: sp.csr_matrix) -> ScoreFn:
-    # filter_basis seeds every ARPACK draw, so two fits of one save matrix give the same scores bit for bit
-    # (identical For You runs once differed in the gate's ranker rows through an unseeded ARPACK restart).
-    from training.graph_filter import gf_cf
+def graph_filter_fit(saves: sp.csr_matrix, kind: str = "gf_cf") -> ScoreFn:
+    """The For You graph filter ``kind`` (config foryou.graph_filter) fitted on ``saves`` [U, G]. Its SVD seeds
+    every ARPACK draw, so two fits of one save matrix give the same scores bit for bit (identical For You runs
+    once differed in the gate's ranker rows through an unseeded ARPACK restart)."""
+    from training.graph_filter import fit_graph_filter
 
-    return gf_cf(saves, k=GF_K, alpha=GF_ALPHA)
+    if kind not in GRAPH_FILTER_PARAMS:
+        raise ValueError(f"foryou.graph_filter: unknown filter {kind!r}; expected one of {sorted(GRAPH_FILTER_PARAMS)}")
+    return fit_graph_filter(saves, kind, **GRAPH_FILTER_PARAMS[kind])
+
+
+def _filter_of(cfg: Config) -> Callable[[sp.csr_matrix], ScoreFn]:
+    return functools.partial(graph_filter_fit, kind=cfg.foryou.graph_filter)
+
+
+def _with_filter(ranker: Ranker, cfg: Config) -> Ranker:
+    """The ranker learned its graph_filter features from this filter: serving must run the same one."""
+    ranker.meta["graph_filter"] = cfg.foryou.graph_filter
+    return ranker
 
 
 def model_vectors(trained: Any, data: Any, id_maps: Any) -> ModelVectors:
@@ -73,13 +92,15 @@ def fit_base(cfg: Config, data: Any, id_maps: Any, arrays: GraphArrays, *, progr
         split = time_split(data, cfg.train.val_share)
         val_model = model_vectors(trained, split.graph, id_maps)
         cut = int(split.cutoff) - 1
-    gf = graph_filter_fit(arrays.saves) if "graph_filter" in fy.sources else None
+    gf = graph_filter_fit(arrays.saves, fy.graph_filter) if "graph_filter" in fy.sources else None
     return Base(ForYouContext.build(arrays, fy, graph_filter=gf, model=model), val_model, cut)
 
 
 def train_ranker(cfg: Config, arrays: GraphArrays, base: Base) -> Ranker:
     """The ranker on `arrays`: labels after the cut (the model's validation cut, else foryou.label_share)."""
-    return fit_ranker(arrays, cfg.foryou, graph_filter_fit=graph_filter_fit, model=base.val_model, cut=base.cut)
+    return _with_filter(
+        fit_ranker(arrays, cfg.foryou, graph_filter_fit=_filter_of(cfg), model=base.val_model, cut=base.cut), cfg
+    )
 
 
 # --- evaluate rows ---------------------------------------------------------------------------------------
@@ -233,7 +254,7 @@ def train_checkpoint_ranker(cfg: Config, data: Any, id_maps: Any, manifest: dict
         split = time_split(data, trained.meta.config.val_share)
         val_model = model_vectors(trained, split.graph, id_maps)
         cut = int(split.cutoff) - 1
-    return fit_ranker(arrays, cfg.foryou, graph_filter_fit=graph_filter_fit, model=val_model, cut=cut)
+    return _with_filter(fit_ranker(arrays, cfg.foryou, graph_filter_fit=_filter_of(cfg), model=val_model, cut=cut), cfg)
 
 
 def gate_pipeline(
@@ -257,7 +278,7 @@ def gate_pipeline(
     if "model" in fy.sources and trained is not None:
         model = model_vectors(trained, graph, id_maps)
         val_model = model_vectors(trained, edges_before(graph, cut + 1), id_maps)  # the graph as of the cut
-    gf = graph_filter_fit(arrays.saves) if "graph_filter" in fy.sources else None
+    gf = graph_filter_fit(arrays.saves, fy.graph_filter) if "graph_filter" in fy.sources else None
     base = Base(ForYouContext.build(arrays, fy, graph_filter=gf, model=model), val_model, cut)
     ranker = train_ranker(dataclasses.replace(cfg, foryou=fy), arrays, base)
     lists = for_you(base.ctx, np.asarray(users, np.int64), EVAL_DEPTH, ranker, fy.ranker_threads)
@@ -327,7 +348,8 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
             vectors_of_embeddings(emb, id_maps, arrays.n_users, arrays.n_goods) if "model" in ranker.sources else None
         )
     with stages.stage("for_you_graph_filter"):
-        gf = graph_filter_fit(arrays.saves) if "graph_filter" in ranker.sources else None
+        kind = ranker.meta.get("graph_filter", "gf_cf")  # rankers saved before the choice were trained on GF-CF
+        gf = graph_filter_fit(arrays.saves, kind) if "graph_filter" in ranker.sources else None
     ctx = ForYouContext.build(arrays, cfg.foryou, graph_filter=gf, model=model, extra_exclude=extra)
     users_g = s2g_user[picks.users]
     known = users_g >= 0

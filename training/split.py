@@ -151,7 +151,7 @@ def validation_scores(score_fn: Callable[[np.ndarray], np.ndarray], split: TimeS
 
     # Users per scored block: about SCORE_BLOCK floats at a time (a 1,024-user block of 1M goods held ~24 GB
     # in scores, their copies and argpartition's int64 indices).
-    batch = max(1, min(1024, SCORE_BLOCK // max(split.num_goods, 1)))
+    batch = max(1, min(1024, SCORE_BLOCK // max(len(split.candidates), 1)))
     picks = metrics.topk(scores, split.val_users, VAL_K, exclude=split.seen, batch_size=batch)
     return {
         f"recall@{VAL_K}": float(metrics.recall_at_k(picks, split.val_truth, VAL_K).mean()),

@@ -139,7 +139,9 @@ def test_chebycf_runs_at_200k_goods_without_a_good_by_good_matrix() -> None:
     _, status, usage = os.wait4(proc.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert out.split() == [b"200000"]
-    assert usage.ru_maxrss < 1_500_000  # kB
+    # A good x good matrix at 200,000 goods is 160 GB (one [G, G] row block of 4,096 goods: 3.3 GB); the run
+    # peaks at 1.5-1.8 GB (torch and the [64, G] blocks), depending on the machine's allocator and threads.
+    assert usage.ru_maxrss < 3_000_000  # kB
 
 
 def test_arpack_basis_is_seeded_even_where_the_krylov_space_runs_out() -> None:

@@ -140,3 +140,27 @@ def test_bad_input_is_rejected_with_a_clear_error() -> None:
         train_lightgcn(users, goods, N_USERS, N_GOODS, PARAMS["softmax"], edge_weight=-np.ones(len(users)))
     with pytest.raises(ValueError, match="loss"):
         LightGCNParams(loss="hinge")
+
+
+def test_spectral_init_scales_goods_by_degree_power_and_is_an_eigenbasis_of_the_propagation() -> None:
+    from training.models.lightgcn import spectral_embedding
+
+    users, goods, _ = planted()
+    adj = normalized_adjacency(users, goods, N_USERS, N_GOODS)
+    plain = spectral_embedding(adj, N_USERS, 6, power=1.0).double()
+    scaled = spectral_embedding(adj, N_USERS, 6, power=1.0, degree_power=0.5).double()
+    degree = torch.from_numpy(np.bincount(goods, minlength=N_GOODS)).double().clamp(min=1)
+    # Good rows differ by degree^0.5 and user rows not at all, up to the one unit-mean-norm scale of each.
+    ratio = scaled[N_USERS:] / plain[N_USERS:]
+    user_ratio = scaled[:N_USERS] / plain[:N_USERS]
+    c = float(user_ratio[plain[:N_USERS].abs() > 1e-6].median())
+    mask = plain[N_USERS:].abs() > 1e-6
+    np.testing.assert_allclose(
+        ratio[mask].numpy(), (c * degree.sqrt()[:, None].expand_as(ratio))[mask].numpy(), rtol=1e-4
+    )
+    np.testing.assert_allclose(user_ratio[plain[:N_USERS].abs() > 1e-6].numpy(), c, rtol=1e-4)
+    # Without the degree scaling each column [u s^1/2; v s^1/2] is an eigenvector of adj (eigenvalue s).
+    moved = (adj.to_dense().double() @ plain).numpy()
+    s = np.linalg.norm(moved, axis=0) / np.linalg.norm(plain.numpy(), axis=0)
+    np.testing.assert_allclose(moved, plain.numpy() * s, atol=1e-5)
+    assert (np.diff(s) <= 1e-9).all() and s[0] > s[-1]

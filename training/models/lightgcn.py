@@ -63,7 +63,8 @@ class LightGCNParams:
     trained score. ``weight_decay`` is the L2 penalty on the batch's layer-0 embeddings (PyG's
     ``lambda_reg``). ``time_budget_s`` bounds the training wall time (checked after each step).
     ``init="spectral"`` starts from the top singular vectors of the normalised user-good matrix (see
-    :func:`spectral_embedding`) instead of small random vectors, so a few epochs go a long way.
+    :func:`spectral_embedding`, with ``spectral_power`` and ``spectral_degree_power``) instead of small random
+    vectors, so a few epochs go a long way.
     """
 
     embedding_dim: int = 64
@@ -82,6 +83,8 @@ class LightGCNParams:
     time_budget_s: float | None = None
     seed: int = 0
     init: str = "normal"
+    spectral_power: float = 1.0
+    spectral_degree_power: float = 0.0
 
     @property
     def cosine(self) -> bool:
@@ -143,15 +146,21 @@ def normalized_adjacency(
         return coo.to_sparse_csr()
 
 
-def spectral_embedding(adj: torch.Tensor, num_users: int, dim: int, seed: int = 0) -> torch.Tensor:
+def spectral_embedding(
+    adj: torch.Tensor, num_users: int, dim: int, seed: int = 0, *, power: float = 1.0, degree_power: float = 0.0
+) -> torch.Tensor:
     """Layer-0 embeddings [N, dim] from the top ``dim`` singular triplets (u, s, v) of the user-good block
-    of ``adj`` (the normalised matrix R~): users get ``u * s^1/2``, goods ``v * s^1/2``.
+    of ``adj`` (the normalised matrix R~, by :func:`training.graph_filter.randomized_vt`): users get
+    ``u * s^(power/2)``, goods ``v * s^(power/2) * d^degree_power`` (d the good's degree, at least 1).
 
-    Each row pair [u; v] is an eigenvector of ``adj`` (eigenvalue s), so LightGCN's propagation only
-    rescales these directions; rows are scaled to unit mean norm, the scale the optimiser expects.
+    Each row pair [u; v] is an eigenvector of ``adj`` (eigenvalue s), so with ``degree_power`` 0 LightGCN's
+    propagation only rescales these directions and the initial scores are a low-pass filter of R~;
+    ``degree_power`` > 0 lets popular goods score higher, as GF-CF's ideal pass does with d^1/2. Rows are
+    scaled to unit mean norm, the scale the optimiser expects.
     """
     import scipy.sparse as sp
-    from scipy.sparse.linalg import svds
+
+    from training.graph_filter import randomized_vt
 
     csr = adj.to_sparse_coo().coalesce()
     idx, val = csr.indices().numpy(), csr.values().numpy().astype(np.float64)
@@ -159,11 +168,13 @@ def spectral_embedding(adj: torch.Tensor, num_users: int, dim: int, seed: int = 
     keep = (idx[0] < num_users) & (idx[1] >= num_users)
     block = sp.csr_matrix((val[keep], (idx[0][keep], idx[1][keep] - num_users)), shape=(num_users, n - num_users))
     k = min(dim, min(block.shape) - 1)
-    v0 = np.random.default_rng(seed).random(min(block.shape))
-    u, s, vt = svds(block, k=k, v0=v0)
+    s, vt = randomized_vt(block, k, seed=seed)
+    v = vt.T
+    u = (block @ v) / np.where(s > 0, s, 1.0)
+    degree = np.maximum(np.diff(block.tocsc().indptr), 1).astype(np.float64)
     emb = np.zeros((n, dim))
-    emb[:num_users, :k] = u * np.sqrt(s)
-    emb[num_users:, :k] = vt.T * np.sqrt(s)
+    emb[:num_users, :k] = u * s ** (power / 2)
+    emb[num_users:, :k] = v * s ** (power / 2) * (degree**degree_power)[:, None]
     emb /= max(float(np.linalg.norm(emb, axis=1).mean()), 1e-12)
     return torch.from_numpy(emb.astype(np.float32))
 
@@ -289,7 +300,16 @@ def train_lightgcn(
     adj = normalized_adjacency(user_idx, good_idx, num_users, num_goods, edge_weight)
     if params.init == "spectral":
         with torch.no_grad():
-            model.embedding.weight.copy_(spectral_embedding(adj, num_users, params.embedding_dim, params.seed))
+            model.embedding.weight.copy_(
+                spectral_embedding(
+                    adj,
+                    num_users,
+                    params.embedding_dim,
+                    params.seed,
+                    power=params.spectral_power,
+                    degree_power=params.spectral_degree_power,
+                )
+            )
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
     users_t = torch.as_tensor(user_idx)
     goods_t = torch.as_tensor(good_idx)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-# Pick sources, stored per pick; the reasons module words each one.
-MODEL, FOLLOWEE, POPULAR = 0, 1, 2
+# Pick sources, stored per pick; the reasons module words each one. SEQUENCE: For You's sequence source (the
+# next good after the user's newest save, which the pick's anchor names); not a fallback, as MODEL.
+MODEL, FOLLOWEE, POPULAR, SEQUENCE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,11 @@ class Picks:
     users: np.ndarray  # int64 [n] user_idx
     picks: np.ndarray  # int64 [n, k] good_idx, best first, -1 padded
     scores: np.ndarray  # float32 [n, k] model inner product (0 where the model cannot score the pair)
-    source: np.ndarray  # int8 [n, k] fallback.MODEL / FOLLOWEE / POPULAR
+    source: np.ndarray  # int8 [n, k] fallback.MODEL / FOLLOWEE / POPULAR / SEQUENCE
     via_user: np.ndarray  # int64 [n, k] followee user_idx of FOLLOWEE picks
-    anchor: np.ndarray  # int64 [n, k] good_idx of the saved good a MODEL pick is closest to, -1 when none
+    # int64 [n, k] good_idx of the saved good a MODEL pick is closest to (a SEQUENCE pick: the save it comes
+    # next after), -1 when none
+    anchor: np.ndarray
     cosine: np.ndarray  # float32 [n, k]
     popular_saves: dict[int, tuple[int, int]]  # good_idx -> (recent, all-time) saves, for POPULAR picks
     eligible: int  # eligible users asked for (served or not)
@@ -48,7 +50,8 @@ class Picks:
 
     def fallback_mask(self) -> np.ndarray:
         """bool [n, k]: the picks that came from a fallback path (see `filler`)."""
-        mask = self.source != fallback.MODEL if self.filler is None else self.filler
+        fell_back = np.isin(self.source, (fallback.FOLLOWEE, fallback.POPULAR))
+        mask = fell_back if self.filler is None else self.filler
         return (self.picks >= 0) & mask
 
     def counts(self, min_picks: int, num_goods: int) -> dict[str, float]:
@@ -338,7 +341,7 @@ def to_rows(p: Picks, rows: ServingRows, labels: reasons.Labels, cfg: RecommendC
     for k, src in enumerate(source_l):
         a, d = anchor_id[k], dom_l[k]
         domains: set[str] = set()
-        if src == fallback.MODEL and a < 0:
+        if src in (fallback.MODEL, fallback.SEQUENCE) and a < 0:
             u = user_l[k]
             if u not in user_domains:
                 doms = rows.good_domain[saved.indices[saved.indptr[u] : saved.indptr[u + 1]]]

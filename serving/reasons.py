@@ -3,7 +3,8 @@
 A model pick is explained by the user's saved good it is closest to (cosine of the model's good vectors, over
 the user's newest saves), named with the user's collection that holds that good when there is one:
 "because you saved <title> in <collection>". Without a usable vector it falls back to the domain the user
-saves from. Fallback picks say whose save or which popularity they come from. A pick that serves one of the
+saves from. A pick of For You's sequence source names the save it comes next after: "next after <title>".
+Fallback picks say whose save or which popularity they come from. A pick that serves one of the
 user's interests (serving/foryou/interests.py) also names that interest by its representative good and main
 domain: "... · for your interest: <title>, <domain>".
 """
@@ -17,16 +18,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from serving.fallback import FOLLOWEE, MODEL, POPULAR
+from serving.fallback import FOLLOWEE, MODEL, POPULAR, SEQUENCE
 
 # Reason kinds, as stored in reason_detail->>'kind'.
-GOOD, COLLECTION, DOMAIN, FOLLOWEE_KIND, POPULAR_KIND, MODEL_KIND = (
+GOOD, COLLECTION, DOMAIN, FOLLOWEE_KIND, POPULAR_KIND, MODEL_KIND, NEXT_KIND = (
     "good",
     "collection",
     "domain",
     "followee",
     "popular",
     "model",
+    "next",
 )
 
 
@@ -39,7 +41,7 @@ class Reason:
     """The structured reason of one pick, in database ids."""
 
     kind: str
-    good_id: int | None = None  # the saved good the pick is closest to
+    good_id: int | None = None  # the saved good the pick is closest to (kind "next": the one it comes after)
     collection_id: int | None = None  # the user's collection holding that good
     followee_id: int | None = None
     domain: str | None = None
@@ -136,6 +138,8 @@ def explain(
     elif source == POPULAR:
         recent, total = popular_saves or (0, 0)
         why = Reason(POPULAR_KIND, saves=recent, saves_all_time=total)
+    elif source == SEQUENCE and anchor_good_id is not None:
+        why = Reason(NEXT_KIND, good_id=anchor_good_id)
     elif anchor_good_id is not None:
         kind = COLLECTION if collection_id is not None else GOOD
         why = Reason(kind, good_id=anchor_good_id, collection_id=collection_id, similarity=round(cosine, 4))
@@ -162,6 +166,10 @@ def render(reason: Reason, labels: Labels, popular_days: int) -> tuple[str, str]
             )
             detail.update(collection_id=reason.collection_id, collection_title=ctitle)
             words += f" in {ctitle}"
+    elif reason.kind == NEXT_KIND:
+        title = labels.good_titles.get(reason.good_id or -1, "") or f"good {reason.good_id}"
+        detail.update(good_id=reason.good_id, good_title=title)
+        words = f"next after {title}"
     elif reason.kind == FOLLOWEE_KIND:
         name = labels.user_names.get(reason.followee_id or -1, "") or f"user {reason.followee_id}"
         detail.update(user_id=reason.followee_id, user_name=name)

@@ -37,14 +37,16 @@ class ModelVectors:
 @dataclass
 class ForYouContext:
     """arrays: the graph as of the time picks are made for. exclude: bool csr [U, G] goods never to pick
-    (the user's saves; serving adds goods in their own collections and recent picks). graph_filter and model
-    are injected by the app (training's GF-CF fitted on arrays.saves; the model's vectors of this graph)."""
+    (the user's saves; serving adds goods in their own collections and recent picks). graph_filter, model and
+    sequence are injected by the app (training's GF-CF fitted on arrays.saves; the model's vectors of this
+    graph; the sequence model's next-good scores after each user's newest saves in arrays)."""
 
     arrays: GraphArrays
     cfg: ForYouConfig
     exclude: sp.csr_matrix
     graph_filter: ScoreFn | None = None
     model: ModelVectors | None = None
+    sequence: ScoreFn | None = None
     interests: Any = None  # serving.foryou.interests.UserInterests, or None
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +58,7 @@ class ForYouContext:
         *,
         graph_filter: ScoreFn | None = None,
         model: ModelVectors | None = None,
+        sequence: ScoreFn | None = None,
         extra_exclude: sp.csr_matrix | None = None,
     ) -> ForYouContext:
         exclude = sp.csr_matrix(arrays.saves, dtype=bool)
@@ -70,7 +73,7 @@ class ForYouContext:
                 f"model vectors cover {model.user_vecs.shape[0]} users / {model.good_vecs.shape[0]} goods, "
                 f"the graph has {arrays.n_users} / {arrays.n_goods}"
             )
-        return cls(arrays=arrays, cfg=cfg, exclude=exclude, graph_filter=graph_filter, model=model)
+        return cls(arrays=arrays, cfg=cfg, exclude=exclude, graph_filter=graph_filter, model=model, sequence=sequence)
 
     # --- shared, memoised views of the arrays ---------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Trained as of a cut inside the data it is given: features from the graph as of the cut (`arrays.as_of_time`),
 labels = the saves after it (goods that existed at the cut, not saved by the user before it). Saved beside
-the graph model's checkpoint (ranker.txt + ranker.json), so it is versioned with the model.
+the graph model's checkpoint (ranker.txt + ranker.json), so it is versioned with the model, together with
+what it needs that the model does not give (its attachments: the sequence model's checkpoint in sequence/).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,12 +34,21 @@ RANKER_META = "ranker.json"
 BATCH = 128
 
 
+class Attachment(Protocol):
+    """Something the ranker's features were learned from that is saved with it, in its own subdirectory of
+    the ranker's directory (the app's sequence model checkpoint: serving never sees what is inside)."""
+
+    def save(self, directory: Path) -> None: ...
+
+
 @dataclass
 class Ranker:
     booster: Any  # lightgbm.Booster
     sources: tuple[str, ...]
     features: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    # Saved into directory/<name> by `save`, before ranker.txt (a ranker on disk always has them); not loaded.
+    attachments: dict[str, Attachment] = field(default_factory=dict)
 
     def predict(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         if x.shape[1] != len(self.features):
@@ -48,6 +58,8 @@ class Ranker:
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        for name, attachment in self.attachments.items():
+            attachment.save(directory / name)
         self.booster.save_model(str(directory / RANKER_FILE))
         meta = {"sources": list(self.sources), "features": list(self.features), **self.meta}
         (directory / RANKER_META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
@@ -91,7 +103,8 @@ def label_matrix(arrays: GraphArrays, cut: int) -> sp.csr_matrix:
 
 
 def active_sources(ctx: ForYouContext, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The configured sources whose inputs the context has (no graph filter / model vectors: left out)."""
+    """The configured sources whose inputs the context has (no graph filter / model vectors / sequence model's
+    scores: left out)."""
     out = []
     for name in names:
         if name == "graph_filter" and ctx.graph_filter is None:
@@ -99,6 +112,9 @@ def active_sources(ctx: ForYouContext, names: tuple[str, ...]) -> tuple[str, ...
             continue
         if name == "model" and ctx.model is None:
             log.info("for_you: no model vectors given; the model source is left out")
+            continue
+        if name == "sequence" and ctx.sequence is None:
+            log.info("for_you: no sequence model given; the sequence source is left out")
             continue
         out.append(name)
     return tuple(out)
@@ -131,13 +147,17 @@ def fit_ranker(
     *,
     graph_filter_fit: Callable[[sp.csr_matrix], ScoreFn] | None = None,
     model: ModelVectors | None = None,
+    sequence: ScoreFn | None = None,
     cut: int | None = None,
 ) -> Ranker:
     """Train the ranker on `arrays` (all the data the pipeline will serve from, e.g. the graph as of now).
 
     graph_filter_fit: fits the graph filter on a save matrix (refitted on the saves as of the cut). model: the
     graph model's vectors computed WITHOUT the saves after the cut (the app embeds training's validation-split
-    graph), or None to train without the model source."""
+    graph), or None to train without the model source. sequence: the sequence model's next-good scores after
+    each user's saves as of the cut, from a model fitted on the saves up to the cut only (the app's
+    fit_sequence), or None to train without the sequence source. With either, `cut` must be the one they were
+    computed for."""
     import lightgbm as lgb
 
     started = time.perf_counter()
@@ -148,9 +168,10 @@ def fit_ranker(
     xs, ys, gs = [], [], []
     features_s = 0.0
     # Window i (0 = newest): features as of cut_i, labels = the saves in (cut_i, end_i]. Older windows add
-    # training users; only the newest has the model's vectors (they are computed as of that cut).
+    # training users; only the newest has the model's vectors and the sequence model's scores (they are
+    # computed as of that cut), so with either there is one window.
     end = arrays.as_of
-    n_windows = 1 if model is not None else max(1, cfg.ranker_windows)
+    n_windows = 1 if model is not None or sequence is not None else max(1, cfg.ranker_windows)
     for i in range(n_windows):
         past = arrays.as_of_time(cut)
         labels = label_matrix(arrays.as_of_time(end), cut)
@@ -162,7 +183,9 @@ def fit_ranker(
         if len(users) > cfg.ranker_users:
             users = np.sort(rng.choice(users, cfg.ranker_users, replace=False))
         gf = graph_filter_fit(past.saves) if graph_filter_fit is not None else None
-        ctx = ForYouContext.build(past, cfg, graph_filter=gf, model=model if i == 0 else None)
+        ctx = ForYouContext.build(
+            past, cfg, graph_filter=gf, model=model if i == 0 else None, sequence=sequence if i == 0 else None
+        )
         if i == 0:
             sources = active_sources(ctx, cfg.sources)
         t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from serving.foryou.sources.fresh import Fresh
 from serving.foryou.sources.graph_filter import GraphFilter
 from serving.foryou.sources.interest_embedding import InterestEmbedding
 from serving.foryou.sources.model import Model
+from serving.foryou.sources.sequence import NextGoods
 from serving.foryou.sources.trending import Trending
 
 SOURCES: dict[str, Callable[[], Source]] = {
@@ -21,8 +22,9 @@ SOURCES: dict[str, Callable[[], Source]] = {
     "fresh": Fresh,
     "model": Model,
     "interest": InterestEmbedding,
+    "sequence": NextGoods,
 }
-# Fixed order: a pick's source is stored as its position here (int8).
+# Fixed order: a pick's source is stored as its position here (int8). A new source goes at the end.
 SOURCE_NAMES: tuple[str, ...] = tuple(SOURCES)
 
 

@@ -1,8 +1,8 @@
 """Next goods for the user's recent sequence: the sequence model's scores (injected by the app).
 
 The app passes `ctx.sequence`, a callable user_idx int64 [b] -> float32 [b, G]: how likely each good is
-the user's next save after their newest saves in `ctx.arrays` (training.sequence.next_scores over the
-sequence model's checkpoint; NaN or -inf: no score). Serving never sees the model itself. The reason names
+the user's next save after their newest saves in `ctx.arrays` (training.models.sasrec.next_good_scorer over
+the sequence model's checkpoint; NaN or -inf: no score). Serving never sees the model itself. The reason names
 the user's newest save (`via`): "next after <good>".
 """
 
@@ -15,10 +15,9 @@ from serving.foryou.sources.base import Candidates, DenseSource
 
 
 def sequence_fn(ctx: ForYouContext) -> ScoreFn:
-    fn: ScoreFn | None = getattr(ctx, "sequence", None)
-    if fn is None:
+    if ctx.sequence is None:
         raise ValueError("the sequence source needs the sequence model's scores; the app passes them in")
-    return fn
+    return ctx.sequence
 
 
 class NextGoods(DenseSource):

@@ -45,7 +45,7 @@ def _ctx():
     # User 3 saves A last (a second before as_of), so the rule fires for them only.
     arrays = planted(extra_saves=((3, A_GOOD, a.as_of - 1),))
     ctx = ForYouContext.build(arrays, CFG)
-    ctx.sequence = next_after(ctx, {A_GOOD: B_GOOD})  # type: ignore[attr-defined]
+    ctx.sequence = next_after(ctx, {A_GOOD: B_GOOD})
     return arrays, ctx
 
 
@@ -85,7 +85,7 @@ def test_users_without_saves_get_nothing_and_a_missing_model_is_named() -> None:
     arrays, _ = _ctx()
     early = arrays.as_of_time(arrays.as_of - 115 * DAY)
     ctx = ForYouContext.build(early, CFG)
-    ctx.sequence = next_after(ctx, {})  # type: ignore[attr-defined]
+    ctx.sequence = next_after(ctx, {})
     saves = np.diff(early.save_time.indptr)
     empty, some = np.flatnonzero(saves == 0)[:3], np.flatnonzero(saves > 0)[:3]
     assert len(empty) == 3 and len(some) == 3
@@ -98,6 +98,6 @@ def test_users_without_saves_get_nothing_and_a_missing_model_is_named() -> None:
 
 def test_scores_of_the_wrong_shape_are_refused() -> None:
     arrays, ctx = _ctx()
-    ctx.sequence = lambda users: np.zeros((len(users), 3), np.float32)  # type: ignore[attr-defined]
+    ctx.sequence = lambda users: np.zeros((len(users), 3), np.float32)
     with pytest.raises(ValueError, match="shape"):
         NextGoods().candidates(ctx, np.array([3]), 10)

@@ -26,7 +26,7 @@ from torch_geometric.data import HeteroData
 from graphrec.core.artifacts import SAVES, Embeddings, IdMaps
 from graphrec.core.config import TrainConfig
 from training.checkpoint import Trained
-from training.models.base import Fitted, embeddings, training_index
+from training.models.base import Fitted, embeddings
 from training.sequence import (
     SASRec,
     SASRecParams,
@@ -109,6 +109,12 @@ class SASRecModel:
 
 def serving_model(trained: Trained, data: HeteroData, id_maps: IdMaps) -> tuple[SASRec, torch.Tensor]:
     """The checkpoint's model (eval mode) and its good table [G_new + 1, d] for the goods of `data`."""
+    return serving_model_of(trained, np.asarray(id_maps.good_ids, dtype=np.int64), _content(data))
+
+
+def serving_model_of(trained: Trained, good_ids: np.ndarray, content: np.ndarray) -> tuple[SASRec, torch.Tensor]:
+    """The checkpoint's model (eval mode) and its good table [n + 1, d] for any `n` goods: good_ids int64 [n]
+    (database ids; the goods the checkpoint knows keep their id part) and their CLIP vectors content [n, c]."""
     a: dict[str, Any] = trained.meta.model_args
     model = SASRec(
         a["num_goods"],
@@ -121,14 +127,14 @@ def serving_model(trained: Trained, data: HeteroData, id_maps: IdMaps) -> tuple[
     )
     model.load_state_dict(trained.state_dict, strict=False)  # the content buffer is not saved
     model.eval()
-    old = training_index(trained, id_maps, "good")  # [G_new] training good_idx or -1
+    old = trained.id_maps.to_idx("good", np.asarray(good_ids, dtype=np.int64))  # [n] training good_idx or -1
     known = old >= 0
     with torch.no_grad():
         id_part = model.id_embedding.weight * model.has_id[:, None].to(torch.float32)  # [G_old + 1, d]
         table = torch.zeros(len(old) + 1, a["embedding_dim"])
         table[1:][torch.from_numpy(known)] = id_part[torch.from_numpy(old[known] + 1)]
         if a["content_dim"]:
-            table[1:] += model.content_vectors(torch.from_numpy(_content(data)))
+            table[1:] += model.content_vectors(torch.from_numpy(np.asarray(content, dtype=np.float32)))
     return model, table
 
 
@@ -141,15 +147,27 @@ def next_good_scorer(
     save_time: float csr [U, G] of save times (e.g. GraphArrays.save_time of a time cut, so a ranker trained
     before a cut sees sequences from before it); default the saves of `data`. Saved goods are not masked.
     """
-    model, table = serving_model(trained, data, id_maps)
     if save_time is None:
-        seqs = graph_sequences(data)
-    else:
-        st = sp.csr_matrix(save_time)
-        st.sort_indices()
-        users = np.repeat(np.arange(st.shape[0]), np.diff(st.indptr))
-        seqs = sequences_from_saves(users, st.indices, st.data, st.shape[0])
+        model, table = serving_model(trained, data, id_maps)
+        return _scorer(model, table, graph_sequences(data))
+    return next_good_scorer_of(trained, np.asarray(id_maps.good_ids, dtype=np.int64), _content(data), save_time)
 
+
+def next_good_scorer_of(
+    trained: Trained, good_ids: np.ndarray, content: np.ndarray, save_time: sp.csr_matrix
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`next_good_scorer` in any index space: column j is the good with database id good_ids[j] (CLIP vector
+    content[j]); save_time float csr [U, len(good_ids)] each user's save times (their sequences)."""
+    model, table = serving_model_of(trained, good_ids, content)
+    st = sp.csr_matrix(save_time)
+    if st.shape[1] != len(good_ids):
+        raise ValueError(f"save_time has {st.shape[1]} goods, good_ids {len(good_ids)}")
+    st.sort_indices()
+    users = np.repeat(np.arange(st.shape[0]), np.diff(st.indptr))
+    return _scorer(model, table, sequences_from_saves(users, st.indices, st.data, st.shape[0]))
+
+
+def _scorer(model: SASRec, table: torch.Tensor, seqs: Sequences) -> Callable[[np.ndarray], np.ndarray]:
     def score(users: np.ndarray) -> np.ndarray:
         return next_scores(model, seqs, np.asarray(users, dtype=np.int64), table=table)
 

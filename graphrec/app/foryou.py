@@ -1,5 +1,6 @@
-"""Wiring of the For You pipeline (serving/foryou): the graph as arrays (etl), the graph filter and the model's
-vectors (training), the ranker beside the model's checkpoint, and the evaluate rows.
+"""Wiring of the For You pipeline (serving/foryou): the graph as arrays (etl), the graph filter, the model's
+vectors and the sequence model's next-good scores (training), the ranker beside the model's checkpoint (with
+the sequence model's checkpoint in sequence/ when that source is on), and the evaluate rows.
 
 The evaluate row `for_you` and `graphrec recommend` both call `serving.foryou.pipeline.for_you` through
 `build_context` here; only the graph differs (as of the split time T, or as of now).
@@ -11,16 +12,17 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from graphrec.core.arrays import GraphArrays
-from graphrec.core.config import Config
+from graphrec.core.config import Config, TrainConfig
 from graphrec.core.metrics import ScoreFn
 from serving.foryou.context import ForYouContext, ModelVectors
-from serving.foryou.ranker import Ranker, active_sources, fit_ranker
+from serving.foryou.ranker import Ranker, active_sources, fit_ranker, training_cut
 from serving.foryou.sources import make_source
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ GRAPH_FILTER_PARAMS: dict[str, dict[str, float | int | str]] = {
 }
 # Depth of the evaluated lists (the evaluator traces recall@k up to 50).
 EVAL_DEPTH = 50
+# The sequence model's checkpoint, inside the model's directory beside ranker.txt.
+SEQUENCE_DIR = "sequence"
 
 
 def graph_filter_fit(saves: sp.csr_matrix, kind: str = "gf_cf") -> ScoreFn:
@@ -65,19 +69,137 @@ def model_vectors(trained: Any, data: Any, id_maps: Any) -> ModelVectors:
     return vectors_of_embeddings(emb, id_maps, int(data["user"].num_nodes), int(data["good"].num_nodes))
 
 
+# --- the sequence source's model ---------------------------------------------------------------------
+
+
+def sequence_config(cfg: Config) -> TrainConfig:
+    """The sequence source's SASRec settings: train.sasrec_* and the shared train settings, for
+    foryou.sequence_epochs epochs (capped at foryou.sequence_time_budget_s) over every save it is given, with
+    no validation window of its own (the caller has cut the graph already)."""
+    return dataclasses.replace(
+        cfg.train,
+        model="sasrec",
+        max_epochs=cfg.foryou.sequence_epochs,
+        time_budget_s=cfg.foryou.sequence_time_budget_s,
+        val_share=0.0,
+    )
+
+
+def fit_sequence(cfg: Config, data: Any, id_maps: Any, cut: int, manifest: dict[str, Any] | None = None) -> Any:
+    """The sequence model (a training.checkpoint.Trained of kind "sasrec") fitted on the saves of `data` at or
+    before `cut` (unix s) only: the ranker learns its sequence features as of that cut, and its labels (the
+    saves after it) reach neither the weights nor the sequences. Serving uses the same weights over each
+    user's saves as of now, as it uses the graph model trained without its validation window."""
+    from training.split import edges_before
+    from training.train import fit
+
+    meta = {**(manifest or {}), "purpose": "for_you_sequence", "sequence_cut": int(cut)}
+    trained = fit(edges_before(data, int(cut) + 1), id_maps, meta, sequence_config(cfg), progress=False)
+    log.info(
+        "for_you sequence model %s fitted on the saves up to %d in %.1f s", trained.version, cut, trained.meta.train_s
+    )
+    return trained
+
+
+def sequence_scorer(trained: Any, data: Any, id_maps: Any, arrays: GraphArrays) -> ScoreFn:
+    """The sequence model's next-good scores (user_idx [b] -> float32 [b, G]) after each user's saves in
+    `arrays` (e.g. `arrays.as_of_time(cut)` for the ranker), over the goods of `data`."""
+    from training.models.sasrec import next_good_scorer
+
+    return next_good_scorer(trained, data, id_maps, save_time=arrays.save_time)
+
+
+@dataclasses.dataclass
+class SequenceCheckpoint:
+    """The sequence model saved with the ranker (a Ranker attachment): a checkpoint like the model's own
+    (weights.pt, its SHA-256 in checkpoint.json, id_maps.npz), refused on load when damaged."""
+
+    trained: Any  # training.checkpoint.Trained
+
+    def save(self, directory: Path) -> None:
+        from graphrec.core.artifacts import save_checkpoint
+
+        t = self.trained
+        save_checkpoint(Path(directory).parent, Path(directory).name, t.state_dict, t.meta.to_json(), t.id_maps)
+
+
+def load_sequence(checkpoint: Path, ranker: Ranker) -> Any:
+    """The sequence model saved with `ranker` in checkpoint/sequence (a Trained), or None when the ranker does
+    not use the sequence source. Raises CorruptArtifact when its weights.pt does not match its checksum, and
+    ValueError when it is missing or is not the one the ranker learned from."""
+    if "sequence" not in ranker.sources:
+        return None
+    from training.checkpoint import load_trained
+
+    path = Path(checkpoint) / SEQUENCE_DIR
+    if not (path / "checkpoint.json").exists():
+        raise ValueError(f"{path}: the ranker uses the sequence source but its model is missing; retrain")
+    trained = load_trained(path)
+    if trained.version != ranker.meta.get("sequence"):
+        raise ValueError(
+            f"{path}: sequence model {trained.version}, but the ranker learned from {ranker.meta.get('sequence')}"
+        )
+    return trained
+
+
+def one_user_sequence(
+    checkpoint: Path, ranker: Ranker, good_ids: np.ndarray, content: np.ndarray, save_time: sp.csr_matrix
+) -> ScoreFn | None:
+    """The sequence scores for a graph in its own index space (`graphrec recommend --user`'s rows around one
+    user): good_ids int64 [G] database ids, content [G, c] their CLIP vectors, save_time csr [U, G] the users'
+    save times. None when the ranker does not use the sequence source."""
+    from training.models.sasrec import next_good_scorer_of
+
+    trained = load_sequence(checkpoint, ranker)
+    return None if trained is None else next_good_scorer_of(trained, good_ids, content, save_time)
+
+
+def _with_sequence(ranker: Ranker, trained: Any) -> Ranker:
+    """The ranker learned its sequence features from `trained`: it is saved with it and serving runs it."""
+    if trained is not None and "sequence" in ranker.sources:
+        ranker.meta["sequence"] = trained.version
+        ranker.meta["sequence_train_s"] = round(float(trained.meta.train_s), 2)
+        ranker.attachments[SEQUENCE_DIR] = SequenceCheckpoint(trained)
+    return ranker
+
+
+def _sequence_inputs(
+    cfg: Config,
+    data: Any,
+    id_maps: Any,
+    arrays: GraphArrays,
+    cut: int | None,
+    manifest: dict[str, Any] | None = None,
+) -> tuple[Any, ScoreFn | None, ScoreFn | None]:
+    """(the sequence model fitted up to `cut`, its scores on `arrays`, its scores as of the cut), or Nones when
+    foryou.sources has no "sequence"."""
+    if "sequence" not in cfg.foryou.sources:
+        return None, None, None
+    if cut is None:
+        raise ValueError("the sequence source needs the ranker's cut to fit its model before it")
+    trained = fit_sequence(cfg, data, id_maps, cut, manifest)
+    past = arrays.as_of_time(cut)
+    return trained, sequence_scorer(trained, data, id_maps, arrays), sequence_scorer(trained, data, id_maps, past)
+
+
 @dataclasses.dataclass
 class Base:
-    """The pipeline's inputs on one graph: the context (graph filter, model vectors) and, for the ranker,
-    the model's vectors without its validation window and that window's cut (None without a model)."""
+    """The pipeline's inputs on one graph: the context (graph filter, model vectors, sequence scores) and, for
+    the ranker, the model's vectors without its validation window, the sequence model's scores as of the cut
+    and that cut (None without a model or a sequence model: the ranker takes its own), and the sequence
+    model itself (saved with the ranker)."""
 
     ctx: ForYouContext
     val_model: ModelVectors | None
     cut: int | None
+    sequence: Any = None
+    val_sequence: ScoreFn | None = None
 
 
 def fit_base(cfg: Config, data: Any, id_maps: Any, arrays: GraphArrays, *, progress: bool = False) -> Base:
-    """The graph filter on the saves and, when the sources ask for it, the graph model trained on `data`
-    (training holds out its own validation window, the newest train.val_share of the saves)."""
+    """The graph filter on the saves and, when the sources ask for them, the graph model trained on `data`
+    (training holds out its own validation window, the newest train.val_share of the saves) and the sequence
+    model fitted on the saves before the ranker's cut."""
     fy = cfg.foryou
     model = val_model = None
     cut = None
@@ -92,15 +214,25 @@ def fit_base(cfg: Config, data: Any, id_maps: Any, arrays: GraphArrays, *, progr
         split = time_split(data, cfg.train.val_share)
         val_model = model_vectors(trained, split.graph, id_maps)
         cut = int(split.cutoff) - 1
+    if "sequence" in fy.sources and cut is None:
+        cut = training_cut(arrays, fy.label_share)
+    seq, serve_seq, val_seq = _sequence_inputs(cfg, data, id_maps, arrays, cut)
     gf = graph_filter_fit(arrays.saves, fy.graph_filter) if "graph_filter" in fy.sources else None
-    return Base(ForYouContext.build(arrays, fy, graph_filter=gf, model=model), val_model, cut)
+    ctx = ForYouContext.build(arrays, fy, graph_filter=gf, model=model, sequence=serve_seq)
+    return Base(ctx, val_model, cut, seq, val_seq)
 
 
 def train_ranker(cfg: Config, arrays: GraphArrays, base: Base) -> Ranker:
     """The ranker on `arrays`: labels after the cut (the model's validation cut, else foryou.label_share)."""
-    return _with_filter(
-        fit_ranker(arrays, cfg.foryou, graph_filter_fit=_filter_of(cfg), model=base.val_model, cut=base.cut), cfg
+    ranker = fit_ranker(
+        arrays,
+        cfg.foryou,
+        graph_filter_fit=_filter_of(cfg),
+        model=base.val_model,
+        sequence=base.val_sequence,
+        cut=base.cut,
     )
+    return _with_sequence(_with_filter(ranker, cfg), base.sequence)
 
 
 # --- evaluate rows ---------------------------------------------------------------------------------------
@@ -190,7 +322,8 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
             ),
         ]
         probe = ForYouContext.build(arrays(), cfg.foryou, graph_filter=lambda u: u, model=None)
-        names = active_sources(probe, cfg.foryou.sources) + (("model",) if "model" in cfg.foryou.sources else ())
+        fitted = tuple(n for n in ("model", "sequence") if n in cfg.foryou.sources)  # fitted in base()
+        names = active_sources(probe, cfg.foryou.sources) + fitted
         for name in dict.fromkeys(names):
             out.append(Recommender(f"src_{name}", f"For You source {name} alone", source_row(name), "ablation"))
         return out
@@ -243,7 +376,9 @@ def _ranked(lists: Any, users: np.ndarray) -> Any:
 
 def train_checkpoint_ranker(cfg: Config, data: Any, id_maps: Any, manifest: dict[str, Any], trained: Any) -> Ranker:
     """The ranker for a freshly trained model, on the graph it was trained on: labels = the saves of the
-    model's own validation window (after meta.val_cutoff), features and model vectors from before it."""
+    model's own validation window (after meta.val_cutoff), features and model vectors from before it. With
+    the sequence source, the sequence model fitted on the saves up to the ranker's cut rides with the ranker
+    (saved into sequence/ by ranker.save)."""
     from etl.arrays import graph_arrays
     from training.split import time_split
 
@@ -254,7 +389,15 @@ def train_checkpoint_ranker(cfg: Config, data: Any, id_maps: Any, manifest: dict
         split = time_split(data, trained.meta.config.val_share)
         val_model = model_vectors(trained, split.graph, id_maps)
         cut = int(split.cutoff) - 1
-    return _with_filter(fit_ranker(arrays, cfg.foryou, graph_filter_fit=_filter_of(cfg), model=val_model, cut=cut), cfg)
+    seq = val_seq = None
+    if "sequence" in cfg.foryou.sources:
+        # The sequence model sees the saves up to the ranker's cut only (its labels are after it).
+        cut = training_cut(arrays, cfg.foryou.label_share) if cut is None else cut
+        seq, _, val_seq = _sequence_inputs(cfg, data, id_maps, arrays, cut, manifest)
+    ranker = fit_ranker(
+        arrays, cfg.foryou, graph_filter_fit=_filter_of(cfg), model=val_model, sequence=val_seq, cut=cut
+    )
+    return _with_sequence(_with_filter(ranker, cfg), seq)
 
 
 def gate_pipeline(
@@ -278,9 +421,13 @@ def gate_pipeline(
     if "model" in fy.sources and trained is not None:
         model = model_vectors(trained, graph, id_maps)
         val_model = model_vectors(trained, edges_before(graph, cut + 1), id_maps)  # the graph as of the cut
+    gcfg = dataclasses.replace(cfg, foryou=fy)
+    # A sequence model of its own, fitted on the saves up to the ranker's cut (the saved one saw the window).
+    seq, serve_seq, val_seq = _sequence_inputs(gcfg, graph, id_maps, arrays, cut)
     gf = graph_filter_fit(arrays.saves, fy.graph_filter) if "graph_filter" in fy.sources else None
-    base = Base(ForYouContext.build(arrays, fy, graph_filter=gf, model=model), val_model, cut)
-    ranker = train_ranker(dataclasses.replace(cfg, foryou=fy), arrays, base)
+    ctx = ForYouContext.build(arrays, fy, graph_filter=gf, model=model, sequence=serve_seq)
+    base = Base(ctx, val_model, cut, seq, val_seq)
+    ranker = train_ranker(gcfg, arrays, base)
     lists = for_you(base.ctx, np.asarray(users, np.int64), EVAL_DEPTH, ranker, fy.ranker_threads)
     return lists_score_fn(lists, arrays.n_goods), ranker
 
@@ -327,6 +474,7 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
 
     with stages.stage("for_you_load"):
         ranker = Ranker.load(graph["checkpoint"])
+        seq = load_sequence(graph["checkpoint"], ranker) if ranker is not None else None
     if ranker is None:
         log.info("no for_you ranker beside %s; serving the model's retrieval", graph["checkpoint"])
         return picks
@@ -350,7 +498,8 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
     with stages.stage("for_you_graph_filter"):
         kind = ranker.meta.get("graph_filter", "gf_cf")  # rankers saved before the choice were trained on GF-CF
         gf = graph_filter_fit(arrays.saves, kind) if "graph_filter" in ranker.sources else None
-    ctx = ForYouContext.build(arrays, cfg.foryou, graph_filter=gf, model=model, extra_exclude=extra)
+    next_good = sequence_scorer(seq, data, id_maps, arrays) if seq is not None else None
+    ctx = ForYouContext.build(arrays, cfg.foryou, graph_filter=gf, model=model, sequence=next_good, extra_exclude=extra)
     users_g = s2g_user[picks.users]
     known = users_g >= 0
     with stages.stage("for_you", users=int(known.sum())):
@@ -361,14 +510,19 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
         new_scores = picks.scores.copy()
         goods_s = np.where(lists.goods >= 0, g2s_good[np.maximum(lists.goods, 0)], -1)[:, :k]
         followees, popular = PICK_SOURCES.index("followees"), PICK_SOURCES.index("popular")
+        nexts = PICK_SOURCES.index("sequence")
         src = np.where(
             lists.source[:, :k] == followees,
             fallback.FOLLOWEE,
             np.where(lists.source[:, :k] == popular, fallback.POPULAR, fallback.MODEL),
         ).astype(picks.source.dtype)
+        src[lists.source[:, :k] == nexts] = fallback.SEQUENCE
         # A followee pick's via is a user_idx (other sources' are good_idx): map only those.
         is_followee = (lists.source[:, :k] == followees) & (lists.via[:, :k] >= 0)
         via = np.where(is_followee, g2s_user[np.where(is_followee, lists.via[:, :k], 0)], -1)
+        # A sequence pick's via is the save it comes next after: its reason's anchor.
+        is_next = (lists.source[:, :k] == nexts) & (lists.via[:, :k] >= 0)
+        next_after = np.where(is_next, g2s_good[np.where(is_next, lists.via[:, :k], 0)], -1)
         full = (goods_s >= 0).sum(axis=1) >= rc.min_picks
         rows_known = np.flatnonzero(known)[full]
         width = goods_s.shape[1]
@@ -383,6 +537,7 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
         save_u, save_g = rows.user_idx(rows.save_user), rows.good_idx(rows.save_good)
         newest_first = reasons.order_rows_newest_first(rows.num_users, rows.num_goods, save_u, save_g, rows.save_time)
         anchor, cosine = reasons.anchors(picks.users, new_picks, new_source, newest_first, s2g_good, arrays.content)
+        anchor[rows_known, :width] = np.where(next_after[full] >= 0, next_after[full], anchor[rows_known, :width])
     log.info(
         "for_you served %d of %d users (ranker of model %s); picks per source %s",
         len(rows_known),

@@ -176,6 +176,13 @@ class ForYouConfig:
     # graph model's embeddings) is left out until that model earns its place: on the demo PinSage-lite scores
     # below every source here, and training it inside the pipeline doubles its cost.
     sources: tuple[str, ...] = ("graph_filter", "cosave", "followees", "trending", "fresh")
+    # "sequence" (next goods after the user's newest saves, the SASRec-style model training.models.sasrec) is
+    # also available: `graphrec train` then fits that model beside the main one (settings train.sasrec_*, and
+    # the two below) on the saves before the ranker's cut, and saves it with the ranker (sequence/).
+    # The sequence source's model: epochs over every user's saves (no validation window, no early stopping)
+    # and a cap on its training time.
+    sequence_epochs: int = 3
+    sequence_time_budget_s: float = 120.0
     # The graph filter the "graph_filter" source runs (training.graph_filter.FILTERS: "gf_cf", "bspm",
     # "chebycf"). ChebyCF beat GF-CF as an evaluate-style row on the demo's validation window (recall@20 0.0388
     # vs 0.0330) and on Gowalla; the For You pipeline with it is not measured yet, so GF-CF stays the default.

@@ -72,6 +72,8 @@ def train(ctx: Context, graph_dir: Path | None, model: str | None, promote: bool
             f"  for_you ranker: {m['users']} users, {m['rows']} candidates, {m['rounds']} rounds, "
             f"{m['train_s']:.1f} s (ranker.txt beside the checkpoint)"
         )
+        if m.get("sequence"):
+            click.echo(f"  for_you sequence model: {m['sequence']}, {m['sequence_train_s']:.1f} s (in sequence/)")
     click.echo("  promoted to CURRENT" if run.promoted else "  not promoted (CURRENT unchanged)")
 
 

@@ -94,7 +94,7 @@ def test_final_list_calibrates_then_reranks_and_names_each_picks_interest() -> N
     user_vec = vecs[goods].mean(axis=0)
     cand = np.array([[g for g in np.argsort(-(vecs @ user_vec), kind="stable") if g not in set(goods)][:200]])
     score = (vecs[cand[0]] @ user_vec)[None, :]
-    off = ForYouContext.build(arrays, ForYouConfig(calibration=0.0, max_per_domain=20))
+    off = ForYouContext.build(arrays, ForYouConfig(calibration=0.0, interest_min_places=0, max_per_domain=20))
     picks, slot = final_list(off, np.array([0]), cand, score, 20)
     np.testing.assert_array_equal(picks, rerank(cand, score, vecs, domain, 20, 0.0, 20))
     on = ForYouContext.build(arrays, ForYouConfig(calibration=0.9, max_per_domain=20))

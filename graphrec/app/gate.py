@@ -15,7 +15,6 @@ anyway, and the reason says which baseline it lost to.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -35,14 +34,6 @@ def validation_scores(score_fn: ScoreFn, split: TimeSplit) -> dict[str, float]:
     from training.split import validation_scores as scores_on_split
 
     return scores_on_split(score_fn, split)
-
-
-def sample_users(split: TimeSplit, n: int, seed: int) -> TimeSplit:
-    """`split` with a seeded sample of `n` of its validation users (all when n <= 0 or fewer)."""
-    if n <= 0 or len(split.val_users) <= n:
-        return split
-    rows = np.sort(np.random.default_rng(seed).choice(len(split.val_users), n, replace=False))
-    return dataclasses.replace(split, val_users=split.val_users[rows], val_truth=split.val_truth[rows])
 
 
 def embeddings_validation(emb: Embeddings, id_maps: IdMaps, split: TimeSplit) -> dict[str, float]:

@@ -546,7 +546,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
     from graphrec.core.artifacts import load_graph
     from training.checkpoint import load_trained, save_trained
     from training.embed import embed
-    from training.split import time_split
+    from training.split import sample_validation, time_split
     from training.train import fit
 
     stages = Stages()
@@ -566,7 +566,7 @@ def retrain(cfg: Config, url: str, progress: bool = False) -> RetrainResult:
             # The new model's validation window (a seeded sample of its users); the new and current pipelines
             # are built on the graph without the held-out saves, the baselines fit on the saves before them,
             # and one code path scores all four (gate.validation_scores).
-            split = gate.sample_users(time_split(data, cfg.train.val_share), cfg.recommend.gate_users, cfg.train.seed)
+            split = sample_validation(time_split(data, cfg.train.val_share), cfg.recommend.gate_users, cfg.train.seed)
             before = (cfg, split.graph, id_maps, split.cutoff - 1)  # the graph as of the validation cut
 
             gate_rankers: dict[str, dict[str, Any]] = {}  # each gated ranker's cut and as-of (the ledger)

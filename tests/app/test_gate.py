@@ -142,17 +142,17 @@ def test_retrain_promotes_a_pipeline_that_beats_popularity_and_the_graph_filter(
         gate_pipeline(load_config(), data, id_maps, cut - 1, None, ("cosave",), np.arange(3))
 
 
-def test_sample_users_is_seeded_and_keeps_each_users_truth() -> None:
-    from training.split import TimeSplit
+def test_sample_validation_is_seeded_and_keeps_each_users_truth() -> None:
+    from training.split import TimeSplit, sample_validation
 
     truth = sp.csr_matrix(np.eye(10, 12, dtype=np.float32))
     empty = np.zeros(0, np.int64)
     split = TimeSplit(0, None, empty, empty, empty, np.arange(10) * 3, truth, truth, np.ones(12, bool))  # type: ignore[arg-type]
-    a, b = gate.sample_users(split, 4, seed=0), gate.sample_users(split, 4, seed=0)
+    a, b = sample_validation(split, 4, seed=0), sample_validation(split, 4, seed=0)
     assert len(a.val_users) == 4 and np.array_equal(a.val_users, b.val_users)
     rows = a.val_users // 3
     assert np.array_equal(a.val_truth.toarray(), truth[rows].toarray())
-    assert gate.sample_users(split, 0, seed=0) is split and gate.sample_users(split, 10, seed=0) is split
+    assert sample_validation(split, 0, seed=0) is split and sample_validation(split, 10, seed=0) is split
 
 
 def test_validation_scores_match_training_validation_for_vector_scores() -> None:

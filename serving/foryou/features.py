@@ -117,9 +117,9 @@ def _gather(m: sp.csr_matrix | np.ndarray, row: np.ndarray, good: np.ndarray) ->
 
 def candidate_interest(ctx: ForYouContext, cs: CandidateSet) -> np.ndarray:
     """int64 [N]: the slot of the user's interest each candidate serves (serving.foryou.interests), -1 none."""
-    from serving.foryou.interests import good_interest, interest_vectors, user_interests
+    from serving.foryou.interests import good_interest, projected_vectors, user_interests
 
-    return good_interest(user_interests(ctx), cs.users[cs.row], cs.good, interest_vectors(ctx))
+    return good_interest(user_interests(ctx), cs.users[cs.row], cs.good, projected_vectors(ctx), projected=True)
 
 
 def features(

@@ -14,6 +14,7 @@ from serving.foryou.interests import (
     find_interests,
     good_interest,
     labels,
+    projected_vectors,
     rows_of,
     user_interests,
 )
@@ -172,6 +173,27 @@ def test_candidates_are_assigned_to_the_nearest_interest() -> None:
     np.testing.assert_array_equal(flat, slot[0])
     # A user the interests do not cover gets no interest.
     assert (good_interest(ui, np.array([5]), cands[:, :3], vecs) == -1).all()
+
+
+def test_candidates_assigned_from_projected_vectors_match_projecting_each() -> None:
+    # The daily job projects the catalogue once (projected_vectors) and gathers rows per candidate.
+    vecs, style, _ = catalogue()
+    saves = saves_of([four_taste_user(style, PLANTED)], len(style))
+    ui = find_interests(saves, vecs, params=InterestParams(dim=8))
+    assert ui.basis.shape[1] == 8 < vecs.shape[1]
+    cands = np.array([[g for g in range(len(style)) if style[g] < 5]])
+    z = np.concatenate([ui.project(vecs[lo : lo + 7]) for lo in range(0, len(vecs), 7)])  # chunks, as it runs
+    np.testing.assert_allclose(z, ui.project(vecs), atol=1e-6)
+    want = good_interest(ui, np.array([0]), cands, vecs)
+    assert (want >= 0).any() and (want == -1).any()
+    np.testing.assert_array_equal(good_interest(ui, np.array([0]), cands, z, projected=True), want)
+    flat = good_interest(ui, np.zeros(cands.shape[1], np.int64), cands[0], z, projected=True)
+    np.testing.assert_array_equal(flat, want[0])
+    # projected_vectors: the context's interests' projection of its vectors, in chunks, computed once.
+    ctx = ForYouContext.build(_arrays(saves, vecs, np.zeros(len(vecs), np.int64)), ForYouConfig())
+    pz = projected_vectors(ctx, chunk=7)
+    np.testing.assert_allclose(pz, user_interests(ctx).project(vecs), atol=1e-6)
+    assert projected_vectors(ctx) is pz
 
 
 def test_quotas_give_every_interest_places_and_sum_to_n() -> None:

@@ -466,7 +466,10 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
     served user's list is replaced by for_you's (the graph as of now; serving's own exclusions: collections,
     recent picks). Users for_you leaves short keep serving's picks (model retrieval, followee and popular
     fallbacks), so every eligible user still gets at least recommend.min_picks. graph: data, id_maps,
-    as_of, checkpoint (kept by the job while loading the model). Returns serving.picks.Picks."""
+    as_of, checkpoint (kept by the job while loading the model) and, when the job has them already, arrays
+    (etl.arrays.graph_arrays of data) and clusters (ForYouContext.clusters of those arrays, which the job saves
+    beside the run): the catalogue is then not converted or clustered a second time. Returns
+    serving.picks.Picks."""
     from etl.arrays import graph_arrays
     from serving import fallback, reasons
     from serving.foryou.pipeline import PICK_SOURCES, for_you
@@ -481,7 +484,9 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
     rc = cfg.recommend
     data, id_maps = graph["data"], graph["id_maps"]
     with stages.stage("for_you_arrays"):
-        arrays = graph_arrays(data, int(graph["as_of"]), cfg.graph.min_goods)
+        arrays = graph.get("arrays")
+        if arrays is None:
+            arrays = graph_arrays(data, int(graph["as_of"]), cfg.graph.min_goods)
         s2g_user = id_maps.to_idx("user", rows.user_id)
         s2g_good = id_maps.to_idx("good", rows.good_id)
         g2s_user = rows.user_idx(id_maps.user_ids)
@@ -500,6 +505,8 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
         gf = graph_filter_fit(arrays.saves, kind) if "graph_filter" in ranker.sources else None
     next_good = sequence_scorer(seq, data, id_maps, arrays) if seq is not None else None
     ctx = ForYouContext.build(arrays, cfg.foryou, graph_filter=gf, model=model, sequence=next_good, extra_exclude=extra)
+    if graph.get("clusters") is not None:
+        ctx.cache["clusters"] = np.asarray(graph["clusters"], np.int64)
     users_g = s2g_user[picks.users]
     known = users_g >= 0
     with stages.stage("for_you", users=int(known.sum())):

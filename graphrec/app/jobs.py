@@ -116,12 +116,16 @@ def save_content(run_dir: Path, graph: dict[str, Any], clusters: np.ndarray | No
 
 
 def catalog_clusters(cfg: Config, graph: dict[str, Any]) -> np.ndarray:
-    """For You's CLIP clusters of every good of the graph, computed as the daily pipeline's context does."""
+    """For You's CLIP clusters of every good of the graph, computed as the daily pipeline's context does. The
+    graph's arrays and these clusters are kept in `graph` ("arrays", "clusters"): For You's context in the same
+    run takes them instead of converting and clustering the catalogue again."""
     from etl.arrays import graph_arrays
     from serving.foryou.context import ForYouContext
 
-    arrays = graph_arrays(graph["data"], int(graph["as_of"]), cfg.graph.min_goods)
-    return np.asarray(ForYouContext.build(arrays, cfg.foryou).clusters())
+    if graph.get("arrays") is None:
+        graph["arrays"] = graph_arrays(graph["data"], int(graph["as_of"]), cfg.graph.min_goods)
+    graph["clusters"] = np.asarray(ForYouContext.build(graph["arrays"], cfg.foryou).clusters())
+    return graph["clusters"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

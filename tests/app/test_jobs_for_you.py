@@ -111,3 +111,23 @@ def test_fallback_path_runs_only_for_users_for_you_leaves_short(planted: tuple[W
     assert naive != result.counts["fallback_picks"]
     assert result.counts["users_served"] == len(eligible)
     assert result.counts["users_short"] == 0
+
+
+def test_the_catalogue_is_clustered_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The clusters saved beside the run (for the one-user rescore) are kept with the graph's arrays, which For
+    # You's context then takes (for_you_picks) instead of converting and clustering the catalogue again.
+    import etl.arrays
+    from graphrec.core.config import ForYouConfig
+    from serving.foryou.context import ForYouContext
+    from tests.serving.foryou.world import planted as planted_arrays
+
+    arrays = planted_arrays(seed=2)
+    built: list[int] = []
+    monkeypatch.setattr(etl.arrays, "graph_arrays", lambda *a: built.append(1) or arrays)
+    cfg = Config(foryou=ForYouConfig(clusters=8))
+    graph: dict[str, Any] = {"data": None, "as_of": arrays.as_of}
+    clusters = jobs.catalog_clusters(cfg, graph)
+    assert graph["arrays"] is arrays and graph["clusters"] is clusters and len(built) == 1
+    np.testing.assert_array_equal(clusters, ForYouContext.build(arrays, cfg.foryou).clusters())
+    jobs.catalog_clusters(cfg, graph)
+    assert len(built) == 1

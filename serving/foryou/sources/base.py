@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,21 +53,48 @@ def top_n(
     ctx: ForYouContext, users: np.ndarray, scores: np.ndarray, n: int, allowed: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best `n` goods per row of dense `scores` [b, G] (modified in place): excluded goods, goods not pickable
-    at as_of (and outside `allowed` bool [G]) and non-positive or non-finite scores never count."""
+    at as_of (and outside `allowed` bool [G]) and non-positive or non-finite scores never count. Goods with
+    equal scores come lowest good_idx first, also across the n-th place (`largest_n`).
+    Returns (good_idx int64 [b, n'], scores float32 [b, n']) with n' = min(n, G), best first, -1 / -inf padded."""
     ok = ctx.pickable() if allowed is None else ctx.pickable() & allowed
     scores[:, ~ok] = -np.inf
     ex = ctx.exclude[users].tocoo()
     scores[ex.row, ex.col] = -np.inf
-    scores[~np.isfinite(scores) | (scores <= 0)] = -np.inf
-    b, g = scores.shape
-    n = min(n, g)
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < g else np.broadcast_to(np.arange(g), (b, g))
-    ps = np.take_along_axis(scores, part, axis=1)
+    top = float(scores.max()) if scores.size else -np.inf
+    if np.isnan(top) or top == np.inf:  # rare: a full pass only when some score is NaN or +inf
+        scores[~np.isfinite(scores)] = -np.inf
+    part, ps = largest_n(scores, n)
+    ps[~(ps > 0)] = -np.inf  # after the selection: a row with fewer than n positive scores is padded
     order = np.lexsort((part, -ps), axis=1)
     goods = np.take_along_axis(part, order, axis=1).astype(np.int64)
     sc = np.take_along_axis(ps, order, axis=1).astype(np.float32)
     goods[~np.isfinite(sc)] = -1
     return goods, sc
+
+
+def largest_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of the n largest entries of each row of `scores` [b, G] (no NaN), unordered; among
+    entries equal to the n-th largest value, the lowest columns (a selection alone picks any of them), so the
+    result does not depend on how the n are found: torch's topk when the process has torch loaded (the daily
+    job does; about 3x quicker on 2 cores than argpartition), else numpy's argpartition."""
+    b, g = scores.shape
+    n = min(n, g)
+    if n == g:
+        return np.broadcast_to(np.arange(g), (b, g)).copy(), scores.copy()
+    torch = sys.modules.get("torch")
+    if torch is not None and scores.flags.c_contiguous and scores.dtype == np.float32:
+        part = torch.topk(torch.from_numpy(scores), n, dim=1, sorted=False).indices.numpy()
+    else:
+        part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    ps = np.take_along_axis(scores, part, axis=1)
+    nth = ps.min(axis=1)
+    fix = (scores == nth[:, None]).sum(axis=1) > (ps == nth[:, None]).sum(axis=1)
+    for i in np.flatnonzero(fix):  # ties across the n-th place: rare outside integer-valued scores
+        row = scores[i]
+        above = np.flatnonzero(row > nth[i])
+        part[i] = np.concatenate([above, np.flatnonzero(row == nth[i])[: n - len(above)]])
+        ps[i] = row[part[i]]
+    return part, ps
 
 
 class DenseSource:

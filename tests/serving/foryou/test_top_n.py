@@ -1,0 +1,53 @@
+"""The shared candidate selection (serving.foryou.sources.base.top_n): masks, padding and the tie rule."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from serving.foryou.sources.base import top_n
+
+
+def _ctx(pickable: np.ndarray, exclude: sp.csr_matrix) -> types.SimpleNamespace:
+    return types.SimpleNamespace(pickable=lambda: pickable, exclude=exclude)
+
+
+def _brute(scores: np.ndarray, n: int) -> np.ndarray:
+    """Best n by score, equal scores lowest index first, non-positive ones as -1 padding."""
+    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :n]
+    return np.where(np.take_along_axis(scores, order, axis=1) > 0, order, -1)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_top_n_masks_pads_and_breaks_ties_by_lowest_good_across_the_nth_place(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "numpy":
+        monkeypatch.setitem(sys.modules, "torch", None)  # type: ignore[arg-type]
+    else:
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    b, g, n = 40, 500, 30
+    scores = np.round(rng.random((b, g)) * 6).astype(np.float32)  # integer-valued: ties at the n-th place
+    scores[5] = 0.0  # a user with nothing positive
+    scores[6, :10] = np.arange(1, 11)  # fewer than n positive
+    scores[6, 10:] = -1.0
+    scores[7, 3] = np.nan
+    scores[8, 4] = np.inf
+    pickable = rng.random(g) > 0.1
+    exclude = sp.random(b, g, density=0.02, format="csr", random_state=1, dtype=bool)
+    goods, sc = top_n(_ctx(pickable, exclude), np.arange(b), scores.copy(), n)
+
+    expect = scores.copy()
+    expect[:, ~pickable] = -np.inf
+    expect[exclude.toarray()] = -np.inf
+    expect[~np.isfinite(expect)] = -np.inf
+    np.testing.assert_array_equal(goods, _brute(expect, n))
+    assert (goods[5] == -1).all() and np.isneginf(sc[5]).all()
+    assert set(goods[6][goods[6] >= 0].tolist()) == set(np.flatnonzero(pickable[:10] & ~exclude[6].toarray()[0, :10]))
+    assert 3 not in goods[7] and 4 not in goods[8]
+    assert np.array_equal(sc, np.where(goods >= 0, np.take_along_axis(expect, np.maximum(goods, 0), 1), -np.inf))

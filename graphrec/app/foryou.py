@@ -148,10 +148,12 @@ def one_user_sequence(
     """The sequence scores for a graph in its own index space (`graphrec recommend --user`'s rows around one
     user): good_ids int64 [G] database ids, content [G, c] their CLIP vectors, save_time csr [U, G] the users'
     save times. None when the ranker does not use the sequence source."""
-    from training.models.sasrec import next_good_scorer_of
-
     trained = load_sequence(checkpoint, ranker)
-    return None if trained is None else next_good_scorer_of(trained, good_ids, content, save_time)
+    if trained is None:
+        return None
+    from training.models.sasrec import next_good_scorer_of  # torch: only when the ranker uses the sequence
+
+    return next_good_scorer_of(trained, good_ids, content, save_time)
 
 
 def _with_sequence(ranker: Ranker, trained: Any) -> Ranker:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from graphrec.app import gate
-from graphrec.app.foryou import for_you_picks, gate_pipeline, train_checkpoint_ranker
+from graphrec.app.foryou import for_you_picks, gate_pipeline, one_user_sequence, train_checkpoint_ranker
 from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
 from graphrec.core.arrays import GraphArrays
@@ -335,10 +335,11 @@ def recommend_user(cfg: Config, url: str, user_id: int, write: bool = True) -> U
             raise LookupError("no current run: run `graphrec recommend` first")
         made = None
         ranker = None
-        if cfg.foryou.ranker and current.model_version:
-            ranker = Ranker.load(models_dir(cfg.artifacts) / current.model_version)
-        if ranker is not None:
-            made = _one_user_for_you(cfg, conn, current.id, user_id, ranker)
+        checkpoint = models_dir(cfg.artifacts) / current.model_version if current.model_version else None
+        if cfg.foryou.ranker and checkpoint is not None:
+            ranker = Ranker.load(checkpoint)
+        if ranker is not None and checkpoint is not None:
+            made = _one_user_for_you(cfg, conn, current.id, user_id, ranker, checkpoint)
         if made is None:
             made = _one_user_model(cfg, conn, current.id, user_id)
         picks, rows, saved = made
@@ -383,7 +384,9 @@ def _one_user_model(cfg: Config, conn: Any, run_id: int, user_id: int) -> OneUse
     return P.make_picks(emb, rows, rc, cfg.graph.min_goods, users=idx), rows, saved
 
 
-def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker: Ranker) -> OneUser | None:
+def _one_user_for_you(
+    cfg: Config, conn: Any, run_id: int, user_id: int, ranker: Ranker, checkpoint: Path
+) -> OneUser | None:
     """For You's list for one user on a graph of what is around them (serving.reads.read_user_world): their
     saves, follows, collections and recent picks; every save of the people who saved one of their goods and
     of their followees; fresh goods; the collections holding their saves; the recent popular goods. Catalog
@@ -480,7 +483,11 @@ def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker:
         uv[eu[eu >= 0]], gv[eg[eg >= 0]] = emb.user_vecs[eu >= 0], emb.good_vecs[eg >= 0]
         model = ModelVectors(uv, gv, kind=emb.model_kind, version=emb.model_version)
     gf = graph_filter if "graph_filter" in ranker.sources else None
-    ctx = ForYouContext.build(arrays, fy, graph_filter=gf, model=model, extra_exclude=exclusion_matrix(rows))
+    # The sequence model saved with the ranker, over these rows' goods and save times (None when unused).
+    sequence = one_user_sequence(checkpoint, ranker, rows.good_id, world.content, save_time)
+    ctx = ForYouContext.build(
+        arrays, fy, graph_filter=gf, model=model, sequence=sequence, extra_exclude=exclusion_matrix(rows)
+    )
     du_inv = np.divide(1.0, du, out=np.zeros_like(du), where=du > 0)
     ctx.cache["cosave_parts"] = (sp.csr_matrix(s @ sp.diags(dg)), sp.csr_matrix(s.T), du_inv, dg)
     clusters = cache.clusters_of(rows.good_id, world.content) if cache is not None else None
@@ -492,14 +499,18 @@ def _one_user_for_you(cfg: Config, conn: Any, run_id: int, user_id: int, ranker:
     if int((goods >= 0).sum()) < rc.min_picks:
         return None
     followees, popular = PICK_SOURCES.index("followees"), PICK_SOURCES.index("popular")
+    nexts = PICK_SOURCES.index("sequence")
     source = np.where(
         lists.source == followees,
         fallback.FOLLOWEE,
         np.where(lists.source == popular, fallback.POPULAR, fallback.MODEL),
     ).astype(np.int8)
+    source[lists.source == nexts] = fallback.SEQUENCE
     via = np.where((lists.source == followees) & (lists.via >= 0), lists.via, -1)
     newest_first = R.order_rows_newest_first(n_u, n_g, su, sg, rows.save_time)
     anchor, cosine = R.anchors(users, goods, source, newest_first, np.arange(n_g), world.content)
+    # A sequence pick's anchor is the save it comes next after (its via), as in the daily job.
+    anchor = np.where((lists.source == nexts) & (lists.via >= 0), lists.via, anchor)
     top_up = goods[(goods >= 0) & (source == fallback.POPULAR)]
     picks = P.Picks(
         users=users,

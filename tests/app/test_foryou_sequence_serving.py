@@ -1,6 +1,7 @@
 """`graphrec train` with the sequence source on fits the sequence model and saves it with the ranker; `graphrec
 recommend` serves its picks with the reason "next after <the user's newest save>"; a damaged sequence checkpoint
-is refused like a damaged weights.pt, and the picks served so far stay. Through the real CLI and database."""
+is refused like a damaged weights.pt, and the picks served so far stay; `recommend --user` serves it too. Through
+the real CLI and database."""
 
 from __future__ import annotations
 
@@ -52,6 +53,16 @@ def test_the_sequence_source_is_trained_served_and_refused_when_damaged(
     assert len(nexts) >= len(rows) // 2
     assert all(r["reason"].startswith("next after ") and not r["is_fallback"] for r in nexts)
     assert all(isinstance(r["reason_detail"]["good_id"], int) for r in nexts)
+
+    # `recommend --user` runs the same sequence model over the rows around one user.
+    with db.connect(migrated_url) as conn:
+        user = conn.execute(
+            "SELECT user_id FROM graphrec_picks WHERE reason LIKE 'next after %' ORDER BY user_id LIMIT 1"
+        ).fetchone()["user_id"]
+    one = runner.invoke(cli, [*quick, "recommend", "--user", str(user), "--dry-run"])
+    assert one.exit_code == 0, one.output + repr(one.exception)
+    listed = [line for line in one.output.splitlines() if line.strip()[:3].rstrip(".").strip().isdigit()]
+    assert listed and sum("next after " in line for line in listed) >= len(listed) // 2, one.output
 
     weights = sequence / "weights.pt"
     raw = bytearray(weights.read_bytes())

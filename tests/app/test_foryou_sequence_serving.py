@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from graphrec.app.cli import cli
 from graphrec.core import db, runs
+from tests.damage import flip_middle, recommend_refuses
 
 
 @pytest.fixture
@@ -64,19 +65,6 @@ def test_the_sequence_source_is_trained_served_and_refused_when_damaged(
     listed = [line for line in one.output.splitlines() if line.strip()[:3].rstrip(".").strip().isdigit()]
     assert listed and sum("next after " in line for line in listed) >= len(listed) // 2, one.output
 
-    weights = sequence / "weights.pt"
-    raw = bytearray(weights.read_bytes())
-    middle = len(raw) // 2
-    raw[middle : middle + 512] = bytes(b ^ 0xFF for b in raw[middle : middle + 512])
-    weights.write_bytes(bytes(raw))
-    with db.connect(migrated_url) as conn:
-        current_before = runs.current_run(conn)
-    second = runner.invoke(cli, [*quick, "recommend"])
-    assert second.exit_code != 0
-    assert "sequence/weights.pt: SHA-256 does not match" in second.output
-    with db.connect(migrated_url) as conn:
-        current_after = runs.current_run(conn)
-        failed = conn.execute("SELECT error, metrics FROM graphrec_runs WHERE status = 'failed'").fetchall()
-    assert current_before is not None and current_after is not None and current_after.id == current_before.id
-    assert len(failed) == 1 and "sequence/weights.pt" in failed[0]["error"]
+    flip_middle(sequence / "weights.pt", 512)
+    recommend_refuses(runner, quick, migrated_url, "sequence/weights.pt")
     assert len(alerts_sent) == 1 and "sequence/weights.pt" in alerts_sent[0]

@@ -31,6 +31,7 @@ from graphrec.core import db, rules, runs
 from graphrec.core.artifacts import CorruptArtifact, Embeddings, run_embeddings_path
 from graphrec.core.config import Config, GraphConfig, PathsConfig
 from serving import reads
+from tests.damage import flip_middle, recommend_refuses
 from tests.etl.helpers import SMALL, small_world
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "serving"))
@@ -537,21 +538,9 @@ def test_a_checkpoint_damaged_in_place_is_refused_and_the_picks_stay(
     first = runner.invoke(cli, [*quick, "recommend"])
     assert first.exit_code == 0, first.output
     version = (artifacts / "models" / "CURRENT").read_text().strip()
-    weights = artifacts / "models" / version / "weights.pt"
-    raw = bytearray(weights.read_bytes())
-    middle = len(raw) // 2
-    raw[middle : middle + 4096] = bytes(b ^ 0xFF for b in raw[middle : middle + 4096])
-    weights.write_bytes(bytes(raw))
-    with db.connect(migrated_url) as conn:
-        current_before = runs.current_run(conn)
-    second = runner.invoke(cli, [*quick, "recommend"])
-    assert second.exit_code != 0
-    assert "weights.pt: SHA-256 does not match" in second.output
-    with db.connect(migrated_url) as conn:
-        current_after = runs.current_run(conn)
-        failed = conn.execute("SELECT error, metrics FROM graphrec_runs WHERE status = 'failed'").fetchall()
-    assert current_before is not None and current_after is not None and current_after.id == current_before.id
-    assert len(failed) == 1 and "weights.pt" in failed[0]["error"] and failed[0]["metrics"]["stage"] == "load_model"
+    flip_middle(artifacts / "models" / version / "weights.pt", 4096)
+    failed = recommend_refuses(runner, quick, migrated_url, "weights.pt")
+    assert failed[0]["metrics"]["stage"] == "load_model"
 
 
 def _embeddings() -> Embeddings:

@@ -163,6 +163,23 @@ WHERE g.deleted_at IS NULL AND g.id >= %(min_id)s
   AND g.created_at >= now() - make_interval(days => %(fresh_days)s) AND g.created_at <= now()
   AND (SELECT count(*) FROM saves s WHERE s.good_id = g.id) <= %(fresh_max)s;
 
+-- name: fresh_goods_since
+-- fresh_goods created after %(since)s (unix s): with a run's fresh pool (serving.reads.FreshPool) only these
+-- are read from the table (through goods_created_live), not every good.
+SELECT g.id::bigint
+FROM goods g
+WHERE g.deleted_at IS NULL AND g.id >= %(min_id)s AND g.created_at > to_timestamp(%(since)s)
+  AND g.created_at >= now() - make_interval(days => %(fresh_days)s) AND g.created_at <= now()
+  AND (SELECT count(*) FROM saves s WHERE s.good_id = g.id) <= %(fresh_max)s;
+
+-- name: fresh_goods_among
+-- The given goods that are fresh_goods now (a run's fresh pool, checked before use).
+SELECT g.id::bigint
+FROM goods g
+WHERE g.id = ANY(%(goods)s) AND g.deleted_at IS NULL AND g.id >= %(min_id)s
+  AND g.created_at >= now() - make_interval(days => %(fresh_days)s) AND g.created_at <= now()
+  AND (SELECT count(*) FROM saves s WHERE s.good_id = g.id) <= %(fresh_max)s;
+
 -- name: popular_recent_goods
 -- The goods saved most in the last %(days)s days (For You's popularity top-up draws from these).
 SELECT good_id::bigint
@@ -180,15 +197,14 @@ WHERE cg.collection_id IN (SELECT collection_id FROM collection_goods WHERE good
   AND cg.collection_id >= %(min_id)s AND cg.good_id >= %(min_id)s AND isfinite(cg.added_at);
 
 -- name: goods_rows
--- The given goods that are not deleted: id, domain code (position in domain_names), created_at.
-SELECT g.id::bigint, coalesce(d.code, -1)::bigint, extract(epoch FROM g.created_at)::bigint
+-- The given goods that are not deleted: ids, created_at and domains ('' for none) as one row of arrays, by id.
+-- Their domain codes are numbered over these goods alone (serving.reads.read_user_world): numbering every
+-- live good's domain, as live_goods does, scanned the catalogue twice per rescore.
+SELECT coalesce(array_agg(g.id::bigint ORDER BY g.id), '{}') AS id,
+       coalesce(array_agg(extract(epoch FROM g.created_at)::bigint ORDER BY g.id), '{}') AS created,
+       coalesce(array_agg(coalesce(g.domain, '') ORDER BY g.id), '{}') AS domain
 FROM goods g
-LEFT JOIN (
-    SELECT domain, row_number() OVER (ORDER BY domain) - 1 AS code
-    FROM (SELECT DISTINCT domain FROM goods WHERE deleted_at IS NULL AND domain IS NOT NULL) x
-) d ON d.domain = g.domain
-WHERE g.id = ANY(%(goods)s) AND g.deleted_at IS NULL AND isfinite(g.created_at)
-ORDER BY g.id;
+WHERE g.id = ANY(%(goods)s) AND g.deleted_at IS NULL AND isfinite(g.created_at);
 
 -- name: goods_embeddings
 -- The given goods' CLIP embeddings as real[] (pgvector's vector casts to it), one dimension, no NULL element.

@@ -108,6 +108,28 @@ class UserWorld:
     contains: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+@dataclass(frozen=True)
+class FreshPool:
+    """The fresh source's pool as a daily run had it (written beside the run): the goods created in the last
+    `fresh_days` before `as_of` (unix s) with at most `max_saves` savers then. ids int64 [P] sorted, created_at
+    int64 [P] unix s, vecs [P, d] their L2-normalised CLIP vectors (float16, e.g. memory-mapped)."""
+
+    ids: np.ndarray
+    created_at: np.ndarray
+    vecs: np.ndarray
+    as_of: int
+    fresh_days: float
+    max_saves: int
+
+    def covers(self, fresh_days: float, max_saves: int) -> bool:
+        """Whether every good fresh now by these settings is in the pool or created after it was taken."""
+        return self.fresh_days >= fresh_days and self.max_saves >= max_saves
+
+
+# Goods created this long before a run's as-of but committed after its read are taken from the table too.
+FRESH_SINCE_MARGIN_S = 3600
+
+
 def read_user_world(
     conn: db.Connection,
     user_id: int,
@@ -121,13 +143,18 @@ def read_user_world(
     content_cache: tuple[np.ndarray, np.ndarray] | None = None,
     fresh_keep: int | None = None,
     fresh_anchors: int = 5,
+    fresh_pool: FreshPool | None = None,
 ) -> UserWorld:
     """The rows one user's For You list needs (see UserWorld), by index (saves by user, saves by good), never
     a scan of the catalog's embeddings. content_cache: (sorted good ids [N], their L2-normalised CLIP vectors
     [N, d], e.g. memory-mapped: what the current run wrote); goods it holds are not read from the database.
     fresh_keep: with the cache, only the fresh goods the fresh source could propose are kept: the best
     `fresh_keep` plus as many as the user's exclusions by cosine to their `fresh_anchors` newest saves (the
-    fresh source's own score), and every fresh good the cache does not hold."""
+    fresh source's own score), and every fresh good the cache does not hold. fresh_pool (with the cache and
+    fresh_keep): the run's fresh pool replaces the scan of the goods table: the best of its goods still fresh
+    (checked in the table) by the same score, and every fresh good created since the run (read through the
+    goods_created_live index). A good inserted after the run with a creation time before it is then missed
+    until the next run."""
     me = [int(user_id)]
     p: dict[str, Any] = {
         "days": repeat_days,
@@ -138,7 +165,6 @@ def read_user_world(
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         now = conn.execute(Q["now"]).fetchone()
-        domains = conn.execute(Q["domain_names"]).fetchall()
         mine_u, mine_g, mine_t = copy_int64(conn, Q["saves_by_users"], 3, p)
         follower, followee = copy_int64(conn, Q["follows"], 2, p)
         owned_user, owned_collection, owned_good = copy_int64(conn, Q["owned_goods"], 3, p)
@@ -147,17 +173,28 @@ def read_user_world(
         (co,) = copy_int64(conn, Q["co_savers"], 1, {**p, "goods": my_goods})
         others = np.setdiff1d(np.union1d(co, followee), me).tolist()
         su, sg, st = _int_arrays(conn, Q["saves_by_users"], 3, {**p, "users": others})
-        (fresh,) = _int_arrays(conn, Q["fresh_goods"], 1, {**p, "fresh_days": fresh_days, "fresh_max": fresh_max_saves})
-        if content_cache is not None and fresh_keep is not None:
+        pf = {**p, "fresh_days": fresh_days, "fresh_max": fresh_max_saves}
+        pooled = fresh_pool is not None and fresh_pool.covers(fresh_days, fresh_max_saves)
+        if content_cache is not None and fresh_keep is not None and fresh_pool is not None and pooled:
+            excluded = np.unique(np.concatenate([mine_g, owned_good, picked_good]))
+            newest = _newest(mine_g, mine_t, fresh_anchors)
+            now_s = int(now["t"]) if now else int(time.time())
+            fresh = _fresh_from_pool(conn, fresh_pool, newest, content_cache, fresh_keep + len(excluded), pf, now_s)
+        else:
+            (fresh,) = _int_arrays(conn, Q["fresh_goods"], 1, pf)
+        if content_cache is not None and fresh_keep is not None and not pooled:
             excluded = np.unique(np.concatenate([mine_g, owned_good, picked_good]))
             newest = _newest(mine_g, mine_t, fresh_anchors)
             fresh = _fresh_in_reach(fresh, newest, content_cache, fresh_keep + len(excluded))
         (popular,) = copy_int64(conn, Q["popular_recent_goods"], 1, {**p, "days": popular_days, "limit": popular_goods})
         coll, coll_good, coll_t = _int_arrays(conn, Q["collections_holding"], 3, {**p, "goods": my_goods})
         reach = np.unique(np.concatenate([mine_g, sg, fresh, popular, coll_good, owned_good, picked_good]))
-        good_id, good_domain, created = _int_arrays(conn, Q["goods_rows"], 3, {**p, "goods": reach.tolist()})
-        order = np.argsort(good_id)
-        good_id, good_domain, created = good_id[order], good_domain[order], created[order]
+        got = conn.execute(Q["goods_rows"], {**p, "goods": reach.tolist()}, binary=True).fetchone() or {}
+        good_id = np.asarray(got.get("id", []), np.int64)
+        created = np.asarray(got.get("created", []), np.int64)
+        domain = np.array(got.get("domain", []), dtype=str)
+        domain_names = np.unique(domain[domain != ""])
+        good_domain = np.where(domain != "", np.searchsorted(domain_names, domain), -1).astype(np.int64)
         ids = good_id.tolist()
         content, missing = _cached_content(good_id, content_cache)
         if missing.any():  # goods new since the run wrote the cache, or no cache
@@ -175,7 +212,7 @@ def read_user_world(
         user_id=np.unique(np.concatenate([me, others, su])).astype(np.int64),
         good_id=good_id,
         good_domain=good_domain,
-        domain_names=np.array([r["domain"] for r in domains], dtype=str),
+        domain_names=domain_names,
         save_user=np.concatenate([mine_u, su]),
         save_good=np.concatenate([mine_g, sg]),
         save_time=np.concatenate([mine_t, st]),
@@ -227,6 +264,48 @@ def _fresh_in_reach(
     best = held[np.argsort(-score, kind="stable")[:keep]]
     best = best[score[np.searchsorted(held, best)] > 0]
     return np.union1d(fresh[best], fresh[f_missing])
+
+
+def _fresh_from_pool(
+    conn: db.Connection,
+    pool: FreshPool,
+    anchors: np.ndarray,
+    cache: tuple[np.ndarray, np.ndarray],
+    keep: int,
+    p: dict[str, Any],
+    now: int,
+) -> np.ndarray:
+    """As _fresh_in_reach over the goods fresh now, from the run's pool instead of the table: the `keep` best of
+    the pool's goods still fresh (created in the window, not deleted, at most fresh_max saves: checked in the
+    table, best first, in blocks) with a positive best cosine to an anchor, and every fresh good created since
+    the run (all of them: the cache does not hold their vectors)."""
+    (new,) = _int_arrays(conn, Q["fresh_goods_since"], 1, {**p, "since": pool.as_of - FRESH_SINCE_MARGIN_S})
+    a_vec, a_missing = _cached_content(anchors, cache)
+    a_vec = a_vec[~a_missing]
+    window = (pool.created_at >= now - p["fresh_days"] * 86_400) & (pool.created_at <= now)
+    held = np.flatnonzero(window)
+    if not len(held) or not len(a_vec) or pool.vecs.shape[1] != a_vec.shape[1]:
+        return np.unique(new)
+    score = np.empty(len(held), np.float32)
+    step = 65_536  # float32 copies of the float16 rows one block at a time
+    for lo in range(0, len(held), step):
+        rows = held[lo : lo + step]
+        block = np.asarray(pool.vecs[rows[0] : rows[-1] + 1], np.float32)[rows - rows[0]]
+        score[lo : lo + len(rows)] = (block @ a_vec.T).max(axis=1)
+    order = np.argsort(-score, kind="stable")
+    order = order[score[order] > 0]
+    ranked = pool.ids[held[order]]
+    kept: list[np.ndarray] = []
+    n = 0
+    for lo in range(0, len(ranked), max(2 * keep, 1)):
+        chunk = ranked[lo : lo + max(2 * keep, 1)]
+        (still,) = _int_arrays(conn, Q["fresh_goods_among"], 1, {**p, "goods": chunk.tolist()})
+        chunk = chunk[np.isin(chunk, still)][: keep - n]
+        kept.append(chunk)
+        n += len(chunk)
+        if n >= keep:
+            break
+    return np.union1d(np.concatenate([*kept, np.zeros(0, np.int64)]), new)
 
 
 def _cached_content(good_id: np.ndarray, cache: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:

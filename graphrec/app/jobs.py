@@ -11,6 +11,7 @@ Telegram is configured, a summary alert goes out.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from graphrec.core.stages import Stages
 from serving import picks as P
 from serving import reads, store
 from serving.foryou.ranker import RANKER_FILE, Ranker
+from serving.reads import FreshPool
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,57 @@ def save_content(run_dir: Path, graph: dict[str, Any], clusters: np.ndarray | No
         with open(tmp, "wb") as f:
             np.save(f, arr)
         tmp.replace(run_dir / name)
+
+
+FRESH_IDS, FRESH_CREATED, FRESH_CONTENT, FRESH_META = (
+    "fresh_ids.npy",
+    "fresh_created.npy",
+    "fresh_content.npy",
+    "fresh.json",
+)
+
+
+def save_fresh_pool(run_dir: Path, cfg: Config, graph: dict[str, Any]) -> int:
+    """The fresh source's pool of this run (goods live at the graph's as-of, created in the last
+    foryou.fresh_days before it, with at most foryou.fresh_max_saves savers) beside the run: sorted good ids,
+    their creation times and float16 CLIP vectors, and fresh.json (as_of, the two settings). One user's
+    rescore reads it instead of scanning the goods table and gathering those rows from the catalog's
+    content. Needs graph["arrays"] (catalog_clusters); returns the pool's size."""
+    from serving.foryou.context import DAY
+
+    a, fy = graph["arrays"], cfg.foryou
+    fresh = a.live() & (a.created_at >= a.as_of - fy.fresh_days * DAY) & (a.popularity() <= fy.fresh_max_saves)
+    idx = np.flatnonzero(fresh)
+    ids = np.asarray(graph["id_maps"].good_ids, dtype=np.int64)[idx]
+    order = np.argsort(ids, kind="stable")
+    idx, ids = idx[order], ids[order]
+    vecs = np.asarray(graph["data"]["good"].x.numpy()[idx], dtype=np.float16)
+    meta = {"as_of": int(a.as_of), "fresh_days": fy.fresh_days, "max_saves": fy.fresh_max_saves, "goods": len(ids)}
+    (run_dir / FRESH_META).unlink(missing_ok=True)  # written last: a pool without it is not read
+    for name, arr in ((FRESH_CONTENT, vecs), (FRESH_CREATED, a.created_at[idx].astype(np.int64)), (FRESH_IDS, ids)):
+        tmp = run_dir / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+        tmp.replace(run_dir / name)
+    tmp = run_dir / f".{FRESH_META}.tmp"
+    tmp.write_text(json.dumps(meta))
+    tmp.replace(run_dir / FRESH_META)
+    return len(ids)
+
+
+def load_fresh_pool(run_dir: Path) -> FreshPool | None:
+    """The fresh pool the run wrote (save_fresh_pool), or None (an older run, files that disagree)."""
+    try:
+        meta = json.loads((run_dir / FRESH_META).read_text())
+        ids = np.load(run_dir / FRESH_IDS)
+        created = np.load(run_dir / FRESH_CREATED)
+        vecs = np.load(run_dir / FRESH_CONTENT, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if vecs.ndim != 2 or not (len(ids) == len(created) == len(vecs)) or (len(ids) > 1 and np.any(np.diff(ids) <= 0)):
+        log.warning("ignoring the fresh pool in %s: its ids, times and vectors do not match", run_dir)
+        return None
+    return FreshPool(ids, created, vecs, int(meta["as_of"]), float(meta["fresh_days"]), int(meta["max_saves"]))
 
 
 def catalog_clusters(cfg: Config, graph: dict[str, Any]) -> np.ndarray:
@@ -246,7 +299,10 @@ def recommend(cfg: Config, url: str, embeddings_path: Path | None = None) -> Rec
             with stages.stage("save_content"):  # for one user's rescore (recommend_user)
                 with_for_you = cfg.foryou.ranker and (Path(graph["checkpoint"]) / RANKER_FILE).exists()
                 clusters = catalog_clusters(cfg, graph) if with_for_you else None
-                save_content(run_embeddings_path(cfg.artifacts, run_id).parent, graph, clusters)
+                run_dir = run_embeddings_path(cfg.artifacts, run_id).parent
+                save_content(run_dir, graph, clusters)
+                if with_for_you:
+                    save_fresh_pool(run_dir, cfg, graph)
         with stages.stage("read_rows"):
             rows = reads.read_rows(conn, rc.repeat_days)
         picks = _daily_picks(cfg, graph, emb, rows, stages)
@@ -395,7 +451,8 @@ def _one_user_for_you(
     caller falls back to model retrieval).
 
     CLIP vectors and clusters come from what the current run wrote (save_content; the database and a fit on
-    the goods in reach for goods new since, or runs without it). Where the list can differ from the daily
+    the goods in reach for goods new since, or runs without it), and so do the fresh goods it had
+    (save_fresh_pool; the table is read for those created since). Where the list can differ from the daily
     job's on the same rows: GF-CF's ideal low-pass term needs the whole catalog's SVD, so only its linear
     filter scores here; the interests' centring and principal directions are fitted on the goods in reach,
     not on the catalog; trending and the popularity top-up see the goods in reach only; cached vectors are
@@ -411,7 +468,8 @@ def _one_user_for_you(
 
     rc, fy = cfg.recommend, cfg.foryou
     windows = (7, fy.trending_days, 30)
-    cache = load_content(run_embeddings_path(cfg.artifacts, run_id).parent)
+    run_dir = run_embeddings_path(cfg.artifacts, run_id).parent
+    cache = load_content(run_dir)
     world = reads.read_user_world(
         conn,
         user_id,
@@ -424,6 +482,7 @@ def _one_user_for_you(
         content_cache=(cache.ids, cache.vecs) if cache is not None else None,
         fresh_keep=fy.per_source,
         fresh_anchors=fy.fresh_anchors,
+        fresh_pool=load_fresh_pool(run_dir),
     )
     rows = world.rows
     if world.content.shape[1] == 0:

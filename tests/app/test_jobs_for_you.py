@@ -131,3 +131,31 @@ def test_the_catalogue_is_clustered_once_per_run(monkeypatch: pytest.MonkeyPatch
     np.testing.assert_array_equal(clusters, ForYouContext.build(arrays, cfg.foryou).clusters())
     jobs.catalog_clusters(cfg, graph)
     assert len(built) == 1
+
+
+def test_the_run_saves_the_fresh_sources_pool(tmp_path: Path) -> None:
+    # The pool the fresh source draws from at the run's as-of (graph order is not id order here), which one
+    # user's rescore reads instead of scanning the goods table; none without its fresh.json.
+    from graphrec.core.config import ForYouConfig
+    from tests.serving.foryou.world import planted as planted_arrays
+
+    arrays = planted_arrays(seed=2)
+    good_ids = np.random.default_rng(0).permutation(arrays.n_goods).astype(np.int64) + 1000
+    content = np.asarray(arrays.content, np.float32)
+    graph = {
+        "arrays": arrays,
+        "id_maps": type("M", (), {"good_ids": good_ids})(),
+        "data": {"good": type("G", (), {"x": type("X", (), {"numpy": lambda self: content})()})()},
+    }
+    cfg = Config(foryou=ForYouConfig(fresh_days=20, fresh_max_saves=1))
+    n = jobs.save_fresh_pool(tmp_path, cfg, graph)
+    fresh = arrays.live() & (arrays.created_at >= arrays.as_of - 20 * 86_400) & (arrays.popularity() <= 1)
+    assert 0 < n == fresh.sum() < arrays.n_goods
+    pool = jobs.load_fresh_pool(tmp_path)
+    assert pool is not None and pool.as_of == arrays.as_of and pool.covers(20, 1) and not pool.covers(30, 1)
+    np.testing.assert_array_equal(pool.ids, np.sort(good_ids[fresh]))
+    at = np.argsort(good_ids)[np.searchsorted(np.sort(good_ids), pool.ids)]
+    np.testing.assert_array_equal(pool.created_at, arrays.created_at[at])
+    np.testing.assert_allclose(pool.vecs, content[at], atol=2e-3)
+    (tmp_path / jobs.FRESH_META).unlink()
+    assert jobs.load_fresh_pool(tmp_path) is None

@@ -161,3 +161,50 @@ def test_content_cache_clusters_new_goods_by_the_nearest_cluster_mean() -> None:
     content = np.array([[0, 1], [1, 0], [0.2, 0.98]], np.float32)  # 30 and 10 held; 35 new, near cluster 5
     assert cache.clusters_of(np.array([30, 10, 35]), content).tolist() == [5, 3, 5]
     assert jobs.ContentCache(ids, vecs, None).clusters_of(ids, vecs) is None
+
+
+@pytest.mark.parametrize("keep", [3, 1000])
+def test_the_runs_fresh_pool_replaces_the_scan_of_the_goods_table(
+    served: tuple[World, Config], monkeypatch: pytest.MonkeyPatch, keep: int
+) -> None:
+    """With the run's fresh pool, the goods table is not scanned for fresh goods; the world holds the same
+    goods as with the scan: the pool's goods still fresh (a stale pool's saved and deleted goods are checked
+    away) and every good created since the run, which the run's content does not hold."""
+    world, _ = served
+    with db.connect(world.url, autocommit=True) as conn:
+        # Goods 1, 4, ... created before the run, goods 2, 5, ... since it.
+        conn.execute("UPDATE goods SET created_at = now() - interval '10 days' WHERE id % 3 = 1 AND id <= 200")
+        conn.execute("UPDATE goods SET created_at = now() - interval '1 day' WHERE id % 3 = 2 AND id <= 200")
+        conn.execute("UPDATE goods SET deleted_at = now() WHERE id IN (4, 7)")
+        rows = conn.execute("SELECT id, embedding::real[] AS e FROM goods WHERE id <= 200 ORDER BY id").fetchall()
+        now = int(conn.execute("SELECT extract(epoch FROM now())::bigint AS t").fetchone()["t"])
+    ids = np.array([r["id"] for r in rows], np.int64)
+    vecs = np.array([r["e"] for r in rows], np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    held = ids % 3 != 2  # the run's content: not the goods created since it
+    old = ids[ids % 3 == 1]  # the pool as the run had it: every old good, saved, deleted or not (stale)
+    pool = reads.FreshPool(old, np.full(len(old), now - 10 * 86_400), vecs[ids % 3 == 1], now - 3 * 86_400, 30, 0)
+    kw: dict[str, Any] = dict(
+        repeat_days=0,
+        fresh_days=30,
+        fresh_max_saves=0,
+        windows=(7, 14, 30),
+        popular_days=7,
+        popular_goods=80,
+        content_cache=(ids[held], vecs[held]),
+        fresh_keep=keep,
+        fresh_anchors=5,
+    )
+    with db.connect(world.url, autocommit=True) as conn:
+        scan = reads.read_user_world(conn, 12, **kw)
+        monkeypatch.setitem(reads.Q, "fresh_goods", "SELECT 1 / 0")  # no scan of the table with the pool
+        pooled = reads.read_user_world(conn, 12, **kw, fresh_pool=pool)
+        # A pool of other settings (fewer days than asked for) does not cover them: the table is read.
+        with pytest.raises(Exception, match="division by zero"):
+            reads.read_user_world(conn, 12, **kw, fresh_pool=dataclasses.replace(pool, fresh_days=7))
+    assert pooled.rows.good_id.tolist() == scan.rows.good_id.tolist()
+    got = set(pooled.rows.good_id.tolist())
+    saved = {g for gs in world.saves.values() for g in gs}
+    assert not got & {4, 7, 50} and got >= set(ids[ids % 3 == 2].tolist()) - saved - {50}
+    if keep == 1000:  # every good of the pool still fresh is in reach
+        assert got >= set(old.tolist()) - saved - {4, 7}

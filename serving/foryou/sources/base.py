@@ -63,7 +63,7 @@ def top_n(
     top = float(scores.max()) if scores.size else -np.inf
     if np.isnan(top) or top == np.inf:  # rare: a full pass only when some score is NaN or +inf
         scores[~np.isfinite(scores)] = -np.inf
-    part, ps = largest_n(scores, n)
+    part, ps = largest_n(scores, n, floor=0.0)
     ps[~(ps > 0)] = -np.inf  # after the selection: a row with fewer than n positive scores is padded
     order = np.lexsort((part, -ps), axis=1)
     goods = np.take_along_axis(part, order, axis=1).astype(np.int64)
@@ -72,23 +72,30 @@ def top_n(
     return goods, sc
 
 
-def largest_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def largest_n(scores: np.ndarray, n: int, floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Columns and values of the n largest entries of each row of `scores` [b, G] (no NaN), unordered; among
     entries equal to the n-th largest value, the lowest columns (a selection alone picks any of them), so the
     result does not depend on how the n are found: torch's topk when the process has torch loaded (the daily
-    job does; about 3x quicker on 2 cores than argpartition), else numpy's argpartition."""
+    job does; about 3x quicker on 2 cores than argpartition, 25x on a column-major block), else numpy's
+    argpartition. floor: rows whose n-th largest value is at or below it keep the selection's columns for
+    that value (the caller drops such entries: top_n's non-positive scores, the common case of a user with
+    fewer than n positive scores, which otherwise cost two passes over the row)."""
     b, g = scores.shape
     n = min(n, g)
     if n == g:
         return np.broadcast_to(np.arange(g), (b, g)).copy(), scores.copy()
     torch = sys.modules.get("torch")
-    if torch is not None and scores.flags.c_contiguous and scores.dtype == np.float32:
-        part = torch.topk(torch.from_numpy(scores), n, dim=1, sorted=False).indices.numpy()
+    if torch is not None and scores.dtype == np.float32:
+        # A column-major block (GF-CF's and trending's are) is copied row-major first: topk on it as it is,
+        # or numpy's path, cost ~25x the copy.
+        part = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), n, dim=1, sorted=False).indices.numpy()
     else:
         part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     ps = np.take_along_axis(scores, part, axis=1)
     nth = ps.min(axis=1)
     fix = (scores == nth[:, None]).sum(axis=1) > (ps == nth[:, None]).sum(axis=1)
+    if floor is not None:
+        fix &= nth > floor
     for i in np.flatnonzero(fix):  # ties across the n-th place: rare outside integer-valued scores
         row = scores[i]
         above = np.flatnonzero(row > nth[i])
@@ -109,7 +116,7 @@ class DenseSource:
         raise NotImplementedError
 
     def from_block(self, ctx: ForYouContext, users: np.ndarray, block: np.ndarray, n: int) -> Candidates:
-        g, sc = top_n(ctx, users, np.array(block, dtype=np.float32, copy=True), n)
+        g, sc = top_n(ctx, users, np.array(block, dtype=np.float32, order="C"), n)  # a row-major copy
         goods = np.full((len(users), n), -1, np.int64)
         scores = np.full((len(users), n), -np.inf, np.float32)
         goods[:, : g.shape[1]] = g

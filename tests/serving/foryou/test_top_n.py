@@ -22,9 +22,10 @@ def _brute(scores: np.ndarray, n: int) -> np.ndarray:
     return np.where(np.take_along_axis(scores, order, axis=1) > 0, order, -1)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])  # GF-CF's and trending's blocks are column-major
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_top_n_masks_pads_and_breaks_ties_by_lowest_good_across_the_nth_place(
-    backend: str, monkeypatch: pytest.MonkeyPatch
+    backend: str, order: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if backend == "numpy":
         monkeypatch.setitem(sys.modules, "torch", None)  # type: ignore[arg-type]
@@ -40,7 +41,7 @@ def test_top_n_masks_pads_and_breaks_ties_by_lowest_good_across_the_nth_place(
     scores[8, 4] = np.inf
     pickable = rng.random(g) > 0.1
     exclude = sp.random(b, g, density=0.02, format="csr", random_state=1, dtype=bool)
-    goods, sc = top_n(_ctx(pickable, exclude), np.arange(b), scores.copy(), n)
+    goods, sc = top_n(_ctx(pickable, exclude), np.arange(b), scores.copy(order=order), n)
 
     expect = scores.copy()
     expect[:, ~pickable] = -np.inf

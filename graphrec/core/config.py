@@ -211,7 +211,8 @@ class ForYouConfig:
     ranker: bool = True
     # Users with label saves the ranker trains on (a seeded sample when there are more).
     ranker_users: int = 4000
-    # Label windows stacked for training (each as long as label_share; one when the model is a source).
+    # Label windows stacked for training (each as long as label_share; one when the model is a source), an
+    # older one only while the newer ones hold fewer than ranker_users users.
     ranker_windows: int = 2
     # Users the ranker learns from need this many saves as of the cut (eligibility is min_goods + 1).
     ranker_min_user_saves: int = 3

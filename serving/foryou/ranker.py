@@ -167,9 +167,10 @@ def fit_ranker(
     sources: tuple[str, ...] = ()
     xs, ys, gs = [], [], []
     features_s = 0.0
+    sampled = 0  # users sampled over the windows so far
     # Window i (0 = newest): features as of cut_i, labels = the saves in (cut_i, end_i]. Older windows add
-    # training users; only the newest has the model's vectors and the sequence model's scores (they are
-    # computed as of that cut), so with either there is one window.
+    # training users while the newer ones hold fewer than ranker_users; only the newest has the model's vectors
+    # and the sequence model's scores (they are computed as of that cut), so with either there is one window.
     end = arrays.as_of
     n_windows = 1 if model is not None or sequence is not None else max(1, cfg.ranker_windows)
     for i in range(n_windows):
@@ -194,6 +195,12 @@ def fit_ranker(
         xs.append(x)
         ys.append(y)
         gs.append(g)
+        sampled += len(users)
+        if sampled >= cfg.ranker_users:
+            # Older windows are there to add training users; once the newer ones filled the sample they would
+            # only double the cost (a GF-CF fit and every candidate of ranker_users more users: at 50,000
+            # users x 1M goods most of the stage). The demo's windows are far smaller and both stay.
+            break
         # The next window ends where this one's features start and is as long, in saves.
         end = cut
         older = arrays.save_time.data[arrays.save_time.data <= end]

@@ -2,16 +2,18 @@
 100,000 goods) and at ten times that (50,000 users, 1,000,000 goods): wall time and peak memory per stage
 and in total, and the IVF index's recall@k against exact search on the run's own embeddings.
 
-Setup, not timed: demo data in a database of its own per scale (kept between runs and reused when its counts
-match), a graph and a briefly trained PinSage-lite model at 1x (quality does not matter for timing; the
-model's shape does), which the 10x run reuses (see `setup`). Timed: one `graphrec recommend` subprocess per
-scale, whose JSON stage lines give the per-stage figures (peak memory is that process's peak RSS when the
-stage ended; PostgreSQL's own memory is not included). The model's directory holds its For You ranker (the
-quick `graphrec train` trains one), so the run is For You's sources and ranker, with model retrieval for the
-users it leaves short. Then the app's read and one user's rescore (`graphrec recommend --user`, in process,
-median of 10 users: rescore_<scale>_s).
+Setup: demo data in a database of its own per scale (kept between runs and reused when its counts match) and
+a graph; at 1x a briefly trained PinSage-lite model (quality does not matter for timing the daily job; the
+model's shape does), at 10x the real `graphrec train --promote` with the project's configuration (model fit
+and For You ranker), timed with its peak RSS: train_10x_s and train_10x_peak_mb (kept in the scale's
+artifacts as train_figures.json and printed again while the model is reused). Timed: one `graphrec
+recommend` subprocess per scale, whose JSON stage lines give the per-stage figures (peak memory is that
+process's peak RSS when the stage ended; PostgreSQL's own memory is not included). The model's directory
+holds its For You ranker (`graphrec train` trains one), so the run is For You's sources and ranker, with
+model retrieval for the users it leaves short. Then the app's read and one user's rescore (`graphrec
+recommend --user`, in process, median of 10 users: rescore_<scale>_s).
 
-    python benchmarks/daily.py [--scales 1x,10x] [--k 20]
+    python benchmarks/daily.py [--scales 1x,10x] [--k 20] [--setup-only]
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +38,10 @@ from graphrec.core import db  # noqa: E402
 from graphrec.core.artifacts import (  # noqa: E402
     Embeddings,
     current_model,
+    graphs_dir,
     models_dir,
+    read_pointer,
     run_embeddings_path,
-    set_current_model,
 )
 from graphrec.core.config import load_config  # noqa: E402
 from serving.retrieval import build_index, index_recall, retrieve  # noqa: E402
@@ -68,7 +71,8 @@ def scale_url(scale: str) -> str:
     """A database of its own for this scale, on $GRAPHREC_DATABASE_URL's server or the embedded one."""
     cfg = load_config(ROOT / "configs" / "graphrec.toml")
     admin = os.environ.get(db.URL_ENV) or db.embedded_server_url(ROOT / cfg.database.embedded_dir)
-    name = f"graphrec_bench_daily_{scale}"
+    # GRAPHREC_BENCH_DB_PREFIX: a prefix of its own for whoever shares the server (default graphrec).
+    name = f"{os.environ.get('GRAPHREC_BENCH_DB_PREFIX', 'graphrec')}_bench_daily_{scale}"
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -78,41 +82,57 @@ def scale_url(scale: str) -> str:
 
 
 def run(args: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
-    t0 = time.perf_counter()
-    proc = subprocess.run([GRAPHREC, *args], env=env, cwd=ROOT, capture_output=True, text=True)
-    log(f"{what}: {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-        raise SystemExit(f"{what} failed")
+    proc, _, _ = measured(args, env, what)
     return proc
 
 
-def setup(scale: str, env: dict[str, str], artifacts: Path) -> None:
+def measured(args: list[str], env: dict[str, str], what: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """One `graphrec` subprocess: (its completed process, wall seconds, its own peak RSS in MB)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        child = subprocess.Popen([GRAPHREC, *args], env=env, cwd=ROOT, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's rusage alone (not earlier children's)
+        seconds = time.perf_counter() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(child.args, child.returncode, out.read(), err.read())
+    peak_mb = usage.ru_maxrss / 1024  # KB on Linux
+    log(f"{what}: {seconds:.1f} s, peak {peak_mb:.0f} MB (exit {proc.returncode})")
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"{what} failed")
+    return proc, seconds, peak_mb
+
+
+def setup(scale: str, env: dict[str, str], artifacts: Path) -> dict[str, float]:
+    """The scale's data, graph and CURRENT model (see the module's docstring); returns the 10x training's
+    figures (train_<scale>_s, train_<scale>_peak_mb), also when a model trained by an earlier run is reused."""
     users, goods = SCALES[scale]
     with db.connect(env[db.URL_ENV]) as conn:
         db.migrate(conn)
         n = conn.execute("SELECT (SELECT count(*) FROM users) AS u, (SELECT count(*) FROM goods) AS g").fetchone()
-    if (n["u"], n["g"]) != (users, goods):
+    fresh_data = (n["u"], n["g"]) != (users, goods)
+    if fresh_data:
         run(
             ["demo-data", "--users", str(users), "--goods", str(goods), "--seed", "0", "--replace"],
             env,
             f"{scale} demo data",
         )
+    figures_file = artifacts / "train_figures.json"
     if current_model(models_dir(artifacts)) is not None:
-        return
-    if scale == "1x":
+        return json.loads(figures_file.read_text()) if figures_file.exists() else {}
+    if fresh_data or read_pointer(graphs_dir(artifacts) / "LATEST") is None:  # else the graph of this data
         run(["build-graph"], env, f"{scale} build-graph")
+    if scale == "1x":
         run([*QUICK_TRAIN, "train", "--promote"], env, f"{scale} quick train")
-        return
-    # Larger scales serve with the 1x checkpoint: PinSage-lite is inductive, so it embeds any graph with the
-    # same node features, and the daily job's cost depends on the graph, not on what the model learned.
-    # (Training at 10x was killed by the OOM killer at 19 GB RSS on the shared 24 GB machine.)
-    source = current_model(models_dir(ROOT / "artifacts" / "bench" / "daily-1x"))
-    if source is None:
-        raise SystemExit(f"{scale} reuses the 1x model: run `python benchmarks/daily.py --scales 1x` first")
-    shutil.copytree(source, models_dir(artifacts) / source.name)
-    set_current_model(models_dir(artifacts), source.name)
-    log(f"{scale} serves with the 1x model {source.name}")
+        return {}
+    # The model served at 10x is trained at 10x, with the project's configuration (its own time budget):
+    # the model fit and the For You ranker, as `graphrec train` runs them.
+    _, seconds, peak_mb = measured(["train", "--promote"], env, f"{scale} train")
+    figures = {f"train_{scale}_s": round(seconds, 1), f"train_{scale}_peak_mb": round(peak_mb)}
+    figures_file.write_text(json.dumps(figures))
+    return figures
 
 
 def daily(scale: str, env: dict[str, str]) -> dict[str, float | str]:
@@ -202,6 +222,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", default="1x,10x")
     ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--setup-only", action="store_true", help="data, graph and model (train_10x_*) only")
     args = ap.parse_args()
     figures: dict[str, float | str] = {}
     for scale in args.scales.split(","):
@@ -210,7 +231,9 @@ def main() -> None:
         env[db.URL_ENV] = scale_url(scale)
         for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"):
             env.pop(var, None)
-        setup(scale, env, artifacts)
+        figures.update(setup(scale, env, artifacts))
+        if args.setup_only:
+            continue
         result = daily(scale, env)
         figures.update(result)
         emb = Embeddings.load(run_embeddings_path(artifacts, int(result[f"daily_{scale}_run_id"])))

@@ -140,13 +140,14 @@ def gowalla_lightgcn_params() -> Any:
         spectral_power=1.0,
         spectral_degree_power=0.4,
         normalize=False,
-        lr=2e-4,
+        lr=4e-4,
+        lr_decay_steps=60,
         batch_size=4096,
         negatives=2048,
         in_batch_negatives=0,
         temperature=0.066,
         max_epochs=30,
-        time_budget_s=400.0,
+        time_budget_s=800.0,
         seed=0,
     )
 

@@ -40,7 +40,8 @@ class NonFiniteError(FloatingPointError):
 class Schedule:
     """How long to train: `steps_per_epoch` steps per epoch, up to `max_epochs`; stop after `patience`
     validations without gain (validating every `validate_every` epochs and at the end of the time budget),
-    or once `time_budget_s` of wall time (counted from the loop's `start`) has passed, checked after each step.
+    or once `time_budget_s` of wall time (counted from the loop's `start`) has passed, checked after each step,
+    or after `max_steps` steps in all (None: no limit), which also ends with a validation.
     """
 
     max_epochs: int
@@ -48,9 +49,11 @@ class Schedule:
     patience: int
     time_budget_s: float | None = None
     validate_every: int = 1
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1 or self.steps_per_epoch < 1 or self.validate_every < 1:
+        bad_steps = self.max_steps is not None and self.max_steps < 1
+        if self.max_epochs < 1 or self.steps_per_epoch < 1 or self.validate_every < 1 or bad_steps:
             raise ValueError(f"invalid training schedule: {self}")
 
 
@@ -121,6 +124,8 @@ def train_loop(
     result = LoopResult()
     stale = 0
     out_of_time = False
+    out_of_steps = False
+    steps_done = 0
     bar = tqdm(total=s.max_epochs * s.steps_per_epoch, desc=name, disable=not progress, unit="step")
     try:
         for epoch in range(1, s.max_epochs + 1):
@@ -144,6 +149,7 @@ def train_loop(
                 total += float(loss.detach()) * w
                 weight += w
                 bar.update(1)
+                steps_done += 1
                 best = result.best_val
                 bar.set_postfix(
                     epoch=epoch, loss=f"{float(loss.detach()):.4f}", val="-" if best is None else f"{best:.4f}"
@@ -151,10 +157,13 @@ def train_loop(
                 if s.time_budget_s is not None and time.perf_counter() - start > s.time_budget_s:
                     out_of_time = True
                     break
+                if s.max_steps is not None and steps_done >= s.max_steps:
+                    out_of_steps = True
+                    break
             record: dict[str, Any] = {"epoch": epoch, "loss": total / weight, "val": None}
             if validate is None:
                 result.best_state = copy.deepcopy(model.state_dict())
-            elif epoch % s.validate_every == 0 or out_of_time:
+            elif epoch % s.validate_every == 0 or out_of_time or out_of_steps:
                 model.eval()
                 with torch.no_grad():
                     val = float(validate())
@@ -171,6 +180,9 @@ def train_loop(
             )
             if out_of_time:
                 log.info("%s: time budget of %.0f s reached at epoch %d", name, s.time_budget_s, epoch)
+                break
+            if out_of_steps:
+                log.info("%s: %d steps done at epoch %d", name, steps_done, epoch)
                 break
             if validate is not None and stale >= s.patience:
                 log.info("%s: no validation gain for %d validations, stopping at epoch %d", name, stale, epoch)

@@ -164,3 +164,22 @@ def test_spectral_init_scales_goods_by_degree_power_and_is_an_eigenbasis_of_the_
     s = np.linalg.norm(moved, axis=0) / np.linalg.norm(plain.numpy(), axis=0)
     np.testing.assert_allclose(moved, plain.numpy() * s, atol=1e-5)
     assert (np.diff(s) <= 1e-9).all() and s[0] > s[-1]
+
+
+def test_cosine_decay_follows_the_half_cosine_and_stops_after_its_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    users, goods, _ = planted()
+    lrs: list[float] = []
+    step = torch.optim.Adam.step
+
+    def recording(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    params = LightGCNParams(**{**PARAMS["softmax"].__dict__, "batch_size": 100, "lr_decay_steps": 5})
+    result = train_lightgcn(users, goods, N_USERS, N_GOODS, params)  # 320 edges: 4 steps per epoch
+    expected = [0.05 * 0.5 * (1 + np.cos(np.pi * i / 5)) for i in range(5)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    with pytest.raises(ValueError, match="lr_decay_steps"):
+        LightGCNParams(lr_decay_steps=-1)

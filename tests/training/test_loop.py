@@ -61,6 +61,21 @@ def test_the_time_budget_ends_training_after_the_step_that_crossed_it() -> None:
     assert next(calls) == 1 and len(result.history) == 1 and result.history[0]["val"] == 1.0
 
 
+def test_max_steps_ends_training_inside_an_epoch_with_a_validation() -> None:
+    model, opt, step = quadratic()
+    calls = itertools.count()
+
+    def counted(epoch: int, s: int) -> tuple[torch.Tensor, float]:
+        next(calls)
+        return step(epoch, s)
+
+    result = train_loop("toy", model, opt, counted, Schedule(10, 4, 3, max_steps=6), validate=lambda: 1.0)
+    assert next(calls) == 6  # 4 steps of epoch 1, 2 of epoch 2
+    assert [h["epoch"] for h in result.history] == [1, 2] and result.history[-1]["val"] == 1.0
+    with pytest.raises(ValueError, match="invalid training schedule"):
+        Schedule(10, 4, 3, max_steps=0)
+
+
 def test_a_nan_loss_names_epoch_and_step_and_hands_back_the_last_good_state() -> None:
     model, opt, step = quadratic()
 

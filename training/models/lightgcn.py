@@ -64,7 +64,9 @@ class LightGCNParams:
     ``lambda_reg``). ``time_budget_s`` bounds the training wall time (checked after each step).
     ``init="spectral"`` starts from the top singular vectors of the normalised user-good matrix (see
     :func:`spectral_embedding`, with ``spectral_power`` and ``spectral_degree_power``) instead of small random
-    vectors, so a few epochs go a long way.
+    vectors, so a few epochs go a long way. ``lr_decay_steps`` > 0 decays the step size from ``lr`` towards zero
+    along a half cosine over that many steps (counted across epochs) and ends training after them (a step
+    at zero would change nothing); 0 keeps it flat.
     """
 
     embedding_dim: int = 64
@@ -85,6 +87,7 @@ class LightGCNParams:
     init: str = "normal"
     spectral_power: float = 1.0
     spectral_degree_power: float = 0.0
+    lr_decay_steps: int = 0
 
     @property
     def cosine(self) -> bool:
@@ -99,6 +102,8 @@ class LightGCNParams:
             raise ValueError(f"loss must be 'bpr' or 'softmax', got {self.loss!r}")
         if self.embedding_dim < 1 or self.num_layers < 0 or self.batch_size < 1 or self.negatives < 1:
             raise ValueError(f"invalid LightGCNParams: {self}")
+        if self.lr_decay_steps < 0:
+            raise ValueError(f"lr_decay_steps must be at least 0, got {self.lr_decay_steps}")
         if self.temperature <= 0 or self.lr <= 0:
             raise ValueError("temperature and lr must be positive")
 
@@ -323,6 +328,10 @@ def train_lightgcn(
         nonlocal perm
         if step == 0:
             perm = torch.randperm(n_edges, generator=generator)
+        if params.lr_decay_steps:
+            done = min((epoch - 1) * steps_per_epoch + step, params.lr_decay_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = params.lr * 0.5 * (1.0 + math.cos(math.pi * done / params.lr_decay_steps))
         batch = perm[step * params.batch_size : (step + 1) * params.batch_size]
         users, goods = users_t[batch], goods_t[batch]
         emb = propagate(model, adj)
@@ -346,6 +355,7 @@ def train_lightgcn(
         patience=params.patience,
         time_budget_s=params.time_budget_s,
         validate_every=params.validate_every,
+        max_steps=params.lr_decay_steps or None,
     )
     loop = train_loop(
         "lightgcn",

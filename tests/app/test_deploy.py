@@ -85,3 +85,11 @@ def test_no_secrets_in_deploy_files() -> None:
         for line in path.read_text().splitlines():
             m = re.match(r"^\s*(?:export\s+|ENV\s+)?(\w*(?:TOKEN|PASSWORD|SECRET|DATABASE_URL|CHAT_ID)\w*)=(\S+)", line)
             assert not m, f"{path.name} sets {m.group(1) if m else ''} in the file"
+
+
+def test_recommend_yields_the_cpu_to_the_api() -> None:
+    # The daily job shares the API's machine: it runs on idle CPU and disk time only (bench-serve phase 3).
+    service = _unit("graphrec-recommend.service")["Service"]
+    assert (service["CPUSchedulingPolicy"], service["IOSchedulingClass"], service["Nice"]) == ("idle", "idle", "19")
+    line = next(ln for ln in (DEPLOY / "crontab").read_text().splitlines() if "graphrec recommend" in ln)
+    assert "chrt --idle 0 ionice -c 3 nice -n 19 .venv/bin/graphrec recommend" in line

@@ -21,10 +21,11 @@ class Trending(DenseSource):
             "trending_velocity",
             lambda: np.log1p(a.popularity(since=a.as_of - ctx.cfg.trending_days * DAY)).astype(np.float32),
         )
-        cluster = ctx.clusters()
-        dom = a.domain
-        has_dom = dom >= 0
-        affinity = np.asarray(ctx.user_cluster_share()[users].todense())[:, cluster]
+        affinity = np.asarray(ctx.user_cluster_share()[users].todense())[:, ctx.clusters()]
         d = np.asarray(ctx.user_domain_share()[users].todense())
-        affinity[:, has_dom] += d[:, dom[has_dom]]
-        return (affinity * velocity[None, :]).astype(np.float32)
+        # A zero last column: goods without a domain (-1) add 0.0, so one gather and in-place products do what
+        # a masked read, add and write-back of most of the block did, with the same float32 values.
+        d = np.concatenate([d, np.zeros((len(d), 1), d.dtype)], axis=1)
+        affinity += d[:, a.domain]
+        affinity *= velocity
+        return affinity.astype(np.float32, copy=False)

@@ -106,3 +106,23 @@ def test_a_ranker_needs_the_sources_it_was_trained_with() -> None:
     ctx = ForYouContext.build(a, CFG)  # no model vectors
     with pytest.raises(ValueError, match="model"):
         for_you(ctx, np.flatnonzero(a.eligible())[:5], 20, ranker)
+
+
+def test_trending_scores_are_velocity_times_the_users_cluster_and_domain_shares() -> None:
+    import dataclasses
+
+    from serving.foryou.sources.trending import Trending
+
+    a = planted()
+    dom = a.domain.copy()
+    dom[::7] = -1  # goods without a domain add no domain share
+    a = dataclasses.replace(a, domain=dom)
+    ctx = _ctx(a)
+    users = np.flatnonzero(a.eligible())[:30]
+    got = Trending().block(ctx, users)
+    velocity = np.log1p(a.popularity(since=a.as_of - CFG.trending_days * DAY)).astype(np.float32)
+    cluster = ctx.user_cluster_share()[users].toarray()[:, ctx.clusters()]
+    domain = np.where(dom >= 0, ctx.user_domain_share()[users].toarray()[:, np.maximum(dom, 0)], 0.0)
+    assert got.dtype == np.float32 and got.shape == (30, a.n_goods)
+    np.testing.assert_array_equal(got, ((cluster + domain.astype(np.float32)) * velocity).astype(np.float32))
+    assert (got[:, velocity > 0] > 0).any()

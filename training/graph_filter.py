@@ -125,9 +125,25 @@ def arpack_vt(norm: sp.csr_matrix, k: int, *, seed: int = 0) -> tuple[np.ndarray
     gram = sp.linalg.LinearOperator(shape=(min(a.shape),) * 2, dtype=a.dtype, matvec=lambda x: xh_dot(x_dot(x)))
     _, vecs = sp.linalg.eigsh(gram, k=k, v0=v0, rng=np.random.default_rng(seed))
     vecs, _ = np.linalg.qr(vecs)
-    u, sigma, vh = scipy.linalg.svd(x_mat(vecs), full_matrices=False, overwrite_a=True)
+    u, sigma, vh = _thin_svd(x_mat(vecs))
     vt = vh @ vecs.T if tall else u.T
     return sigma, np.ascontiguousarray(vt)
+
+
+def _thin_svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD of a tall [m, k] matrix (u [m, k], sigma [k] largest first, vh [k, k]) through the
+    eigenvectors W of its [k, k] Gram matrix: u = x W / sigma. Two [m, k] x [k, k] products instead of LAPACK's
+    SVD of x (arpack_vt at 1x: x [99,273, 256], 2.6 s). The Gram matrix squares the condition number (u's
+    columns lose about eps * (sigma_1 / sigma_i)^2), so with any singular value below 1e-3 of the largest (k
+    near the rank, as on small graphs) this is LAPACK's SVD of x, as before."""
+    lam, w = np.linalg.eigh(x.T @ x)
+    order = np.argsort(lam)[::-1]
+    lam, w = lam[order], w[:, order]
+    sigma = np.sqrt(np.clip(lam, 0.0, None))
+    if not len(sigma) or sigma[-1] <= 1e-3 * sigma[0]:
+        u, s, vh = scipy.linalg.svd(x, full_matrices=False, overwrite_a=True)
+        return u, s, vh
+    return (x @ w) / sigma, sigma, np.ascontiguousarray(w.T)
 
 
 def filter_basis(

@@ -80,3 +80,22 @@ def test_same_seed_same_basis() -> None:
     np.testing.assert_array_equal(a.vt.numpy(), b.vt.numpy())
     users = np.arange(5)
     np.testing.assert_array_equal(gf_cf(m, basis=a)(users), gf_cf(m, basis=b)(users))
+
+
+@pytest.mark.parametrize("rank", [40, 25], ids=["full-rank", "rank-deficient"])
+def test_thin_svd_matches_lapacks(rank: int) -> None:
+    """arpack_vt's SVD of the Gram eigenvectors' image: through the [k, k] Gram matrix when it is well
+    conditioned, LAPACK's SVD when a singular value is near zero (rank below k)."""
+    import scipy.linalg
+
+    from training.graph_filter import _thin_svd
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, rank)) @ rng.standard_normal((rank, 40))
+    u, s, vh = _thin_svd(x.copy())
+    u_ref, s_ref, _ = scipy.linalg.svd(x, full_matrices=False)
+    np.testing.assert_allclose(s, s_ref, atol=1e-9 * s_ref[0])
+    np.testing.assert_allclose((u * s) @ vh, x, atol=1e-9 * s_ref[0])
+    np.testing.assert_allclose(u.T @ u, np.eye(40), atol=1e-9)
+    top = u[:, :rank] @ u[:, :rank].T  # the span of the non-zero singular directions, sign- and rotation-free
+    np.testing.assert_allclose(top, u_ref[:, :rank] @ u_ref[:, :rank].T, atol=1e-9)

@@ -1,8 +1,11 @@
 """The trained models as rows of the table, fitted inside the evaluation on the data as of T.
 
 Goodsend data: `graph_model` calls `training.train.fit` for any kind registered in `training.models.MODELS`
-on etl's graph built as of T (training holds out its own validation window, the newest `train.val_share` of
-those saves) and `training.embed.embed` on the same graph, so nothing after T reaches a model. Public data
+on etl's graph built as of T and `training.embed.embed` on the same graph, so nothing after T reaches a model.
+It fits twice (`fit_as_of`): the selection run holds out training's validation window (the newest
+`train.val_share` of the saves before T) and picks the epoch count on it; the refit then trains a fresh model
+(same seed) on every save before T for that many epochs, as the sequence rows do. Without the refit the
+model that ranks the test window never learned from the saves just before T. Public data
 (no Goodsend graph): `public_lightgcn` trains `training.models.lightgcn.train_lightgcn` on the train matrix,
 with early stopping on a seeded per-user carve-out of train (never the test set).
 """
@@ -37,8 +40,36 @@ def _vector_scores(user_vecs: np.ndarray, good_vecs: np.ndarray) -> ScoreFn:
     return lambda users: user_vecs[users] @ good_t
 
 
+def best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch of the best validation figure in a training history (the first of ties), None if none."""
+    validated = [h for h in history if h.get("val") is not None]
+    return max(validated, key=lambda h: h["val"])["epoch"] if validated else None
+
+
+def fit_as_of(
+    data: Any, id_maps: Any, manifest: dict[str, Any], cfg: TrainConfig, progress: bool = False
+) -> tuple[Any, Any]:
+    """`cfg.model` trained on `data` (a graph as of T) for evaluation: (model, selection run), both
+    `training.checkpoint.Trained`.
+
+    The selection run early-stops on training's validation window; when it found a best epoch, a fresh model
+    with the same seed trains on all of `data`'s saves (`train.val_share` 0, no validation) for that many
+    epochs and is the model. Otherwise the selection run is the model too."""
+    from training.train import fit as train_fit
+
+    selection = train_fit(data, id_maps, manifest, cfg, progress=progress)
+    epochs = best_epoch(selection.meta.history)
+    if epochs is None:
+        return selection, selection
+    whole = dataclasses.replace(cfg, val_share=0.0, max_epochs=epochs)
+    trained = train_fit(data, id_maps, manifest, whole, progress=progress)
+    log.info("%s: refitted on every save before T for %d epochs (the selection run's best)", cfg.model, epochs)
+    return trained, selection
+
+
 def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False) -> Recommender:
-    """A row for `graphrec train`'s model `kind` on `graph` = (HeteroData, IdMaps, manifest) as of T."""
+    """A row for `graphrec train`'s model `kind` on `graph` = (HeteroData, IdMaps, manifest) as of T, refitted
+    on every save before T for the epoch count its validation window chose (`fit_as_of`)."""
     from training.models import get_model
 
     model = get_model(kind)  # ValueError naming the known kinds
@@ -48,14 +79,19 @@ def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False)
 
     def fit(train: TrainData) -> ScoreFn:
         from training.embed import embed
-        from training.train import fit as train_fit
 
         data, id_maps, manifest = graph
         if data["user"].num_nodes != train.n_users or data["good"].num_nodes != train.n_goods:
             raise ValueError("the graph and the train data disagree on users or goods")
-        trained = train_fit(data, id_maps, manifest, dataclasses.replace(cfg, model=kind), progress=progress)
+        trained, selection = fit_as_of(data, id_maps, manifest, dataclasses.replace(cfg, model=kind), progress)
         emb = embed(trained, data, id_maps)
-        info.update(version=trained.version, val=trained.meta.val, epochs=len(trained.meta.history))
+        info.update(
+            version=trained.version,
+            val=selection.meta.val,
+            best_epoch=best_epoch(selection.meta.history),
+            epochs=len(trained.meta.history),
+            refit=trained is not selection,
+        )
         # Embeddings are keyed by database id; put them back in the graph's index order.
         users = id_maps.to_idx("user", emb.user_ids)
         goods = id_maps.to_idx("good", emb.good_ids)
@@ -65,7 +101,8 @@ def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False)
         good_vecs[goods[goods >= 0]] = emb.good_vecs[goods >= 0]
         return _vector_scores(user_vecs, good_vecs)
 
-    return Recommender(kind, f"{model.what} (graphrec train), as of the split", fit, "model")
+    what = f"{model.what} (graphrec train), as of the split; epoch count chosen on validation, then refitted"
+    return Recommender(kind, what, fit, "model", details=info)
 
 
 def public_lightgcn(

@@ -174,18 +174,17 @@ def read_user_world(
         others = np.setdiff1d(np.union1d(co, followee), me).tolist()
         su, sg, st = _int_arrays(conn, Q["saves_by_users"], 3, {**p, "users": others})
         pf = {**p, "fresh_days": fresh_days, "fresh_max": fresh_max_saves}
-        pooled = fresh_pool is not None and fresh_pool.covers(fresh_days, fresh_max_saves)
-        if content_cache is not None and fresh_keep is not None and fresh_pool is not None and pooled:
-            excluded = np.unique(np.concatenate([mine_g, owned_good, picked_good]))
+        if content_cache is not None and fresh_keep is not None:  # only the fresh goods the source could propose
+            keep = fresh_keep + len(np.unique(np.concatenate([mine_g, owned_good, picked_good])))
             newest = _newest(mine_g, mine_t, fresh_anchors)
-            now_s = int(now["t"]) if now else int(time.time())
-            fresh = _fresh_from_pool(conn, fresh_pool, newest, content_cache, fresh_keep + len(excluded), pf, now_s)
+            if fresh_pool is not None and fresh_pool.covers(fresh_days, fresh_max_saves):
+                now_s = int(now["t"]) if now else int(time.time())
+                fresh = _fresh_from_pool(conn, fresh_pool, newest, content_cache, keep, pf, now_s)
+            else:
+                (fresh,) = _int_arrays(conn, Q["fresh_goods"], 1, pf)
+                fresh = _fresh_in_reach(fresh, newest, content_cache, keep)
         else:
             (fresh,) = _int_arrays(conn, Q["fresh_goods"], 1, pf)
-        if content_cache is not None and fresh_keep is not None and not pooled:
-            excluded = np.unique(np.concatenate([mine_g, owned_good, picked_good]))
-            newest = _newest(mine_g, mine_t, fresh_anchors)
-            fresh = _fresh_in_reach(fresh, newest, content_cache, fresh_keep + len(excluded))
         (popular,) = copy_int64(conn, Q["popular_recent_goods"], 1, {**p, "days": popular_days, "limit": popular_goods})
         coll, coll_good, coll_t = _int_arrays(conn, Q["collections_holding"], 3, {**p, "goods": my_goods})
         reach = np.unique(np.concatenate([mine_g, sg, fresh, popular, coll_good, owned_good, picked_good]))

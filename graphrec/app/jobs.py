@@ -25,7 +25,14 @@ from graphrec.app.foryou import for_you_picks, gate_pipeline, one_user_sequence,
 from graphrec.app.gate import compare_validation as compare_validation  # moved to gate.py
 from graphrec.core import alerts, runs
 from graphrec.core.arrays import GraphArrays
-from graphrec.core.artifacts import Embeddings, current_model, models_dir, run_embeddings_path, set_current_model
+from graphrec.core.artifacts import (
+    Embeddings,
+    current_model,
+    models_dir,
+    run_embeddings_path,
+    set_current_model,
+    write_pointer,
+)
 from graphrec.core.config import Config
 from graphrec.core.stages import Stages
 from serving import picks as P
@@ -110,7 +117,13 @@ def save_content(run_dir: Path, graph: dict[str, Any], clusters: np.ndarray | No
     files: list[tuple[str, np.ndarray]] = [(CONTENT, x)]
     if clusters is not None:
         files.append((CLUSTERS, np.asarray(clusters, dtype=np.int16)))
-    for name, arr in (*files, (CONTENT_IDS, ids)):
+    save_arrays(run_dir, [*files, (CONTENT_IDS, ids)])
+
+
+def save_arrays(run_dir: Path, files: list[tuple[str, np.ndarray]]) -> None:
+    """Each (name, array) as run_dir/name (.npy), in order, each under a temporary name and then renamed, so a
+    reader never sees a partial file and the last one written can mark the set complete."""
+    for name, arr in files:
         tmp = run_dir / f".{name}.tmp"
         with open(tmp, "wb") as f:
             np.save(f, arr)
@@ -142,14 +155,8 @@ def save_fresh_pool(run_dir: Path, cfg: Config, graph: dict[str, Any]) -> int:
     vecs = np.asarray(graph["data"]["good"].x.numpy()[idx], dtype=np.float16)
     meta = {"as_of": int(a.as_of), "fresh_days": fy.fresh_days, "max_saves": fy.fresh_max_saves, "goods": len(ids)}
     (run_dir / FRESH_META).unlink(missing_ok=True)  # written last: a pool without it is not read
-    for name, arr in ((FRESH_CONTENT, vecs), (FRESH_CREATED, a.created_at[idx].astype(np.int64)), (FRESH_IDS, ids)):
-        tmp = run_dir / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-        tmp.replace(run_dir / name)
-    tmp = run_dir / f".{FRESH_META}.tmp"
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(run_dir / FRESH_META)
+    save_arrays(run_dir, [(FRESH_CONTENT, vecs), (FRESH_CREATED, a.created_at[idx].astype(np.int64)), (FRESH_IDS, ids)])
+    write_pointer(run_dir / FRESH_META, json.dumps(meta))
     return len(ids)
 
 

@@ -313,7 +313,8 @@ def find_interests(
     user_n = np.maximum(cell_size.sum(axis=1, keepdims=True), 1)
     real = (cell_size > 0) & ((cell_size >= p.min_size) | (cell_size / user_n >= p.min_share))
     real |= (cell_size > 0) & ~real.any(axis=1, keepdims=True)
-    raw_w = np.bincount(cell, weights=recency, minlength=n * K2).reshape(n, K2)
+    # float even with no saves at all (numpy's bincount of nothing is int64, whatever its weights)
+    raw_w = np.bincount(cell, weights=recency, minlength=n * K2).astype(np.float64).reshape(n, K2)
     # Heaviest first: recency-weighted share, then size, then slot.
     slot_order = np.lexsort((np.broadcast_to(np.arange(K2), (n, K2)), -cell_size, -raw_w, ~real), axis=1)
     rank_of = np.empty_like(slot_order)

@@ -87,9 +87,20 @@ def training_cut(arrays: GraphArrays, label_share: float) -> int:
     if not 0.0 < label_share < 1.0:
         raise ValueError(f"foryou.label_share must be in (0, 1), got {label_share}")
     t = np.sort(arrays.save_time.data)
-    if len(t) < 2:
-        raise ValueError("the ranker needs saves before and after a cut; the graph has fewer than 2")
-    return int(t[max(0, int(len(t) * (1.0 - label_share)) - 1)])
+    if len(t) < 2 or t[0] == t[-1]:
+        raise ValueError("the ranker needs saves before and after a cut; the graph has fewer than 2 save times")
+    return share_cut(t, label_share)
+
+
+def share_cut(sorted_times: np.ndarray, share: float) -> int:
+    """The time after which the newest `share` of `sorted_times` (ascending, at least two distinct) lie.
+    Saves share times (a clock of whole sequence steps shares them widely): when the quantile falls among the
+    newest time's saves nothing would follow it, so the cut moves to the time before those."""
+    t = sorted_times
+    cut = t[max(0, int(len(t) * (1.0 - share)) - 1)]
+    if cut == t[-1]:
+        cut = t[np.searchsorted(t, t[-1]) - 1]
+    return int(cut)
 
 
 def label_matrix(arrays: GraphArrays, cut: int) -> sp.csr_matrix:
@@ -203,10 +214,10 @@ def fit_ranker(
             break
         # The next window ends where this one's features start and is as long, in saves.
         end = cut
-        older = arrays.save_time.data[arrays.save_time.data <= end]
-        if len(older) < 2:
+        older = np.sort(arrays.save_time.data[arrays.save_time.data <= end])
+        if len(older) < 2 or older[0] == older[-1]:
             break
-        cut = int(np.sort(older)[max(0, int(len(older) * (1.0 - cfg.label_share)) - 1)])
+        cut = share_cut(older, cfg.label_share)
     x, y, groups = np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
     # A fixed, small number of rounds (foryou.ranker_rounds): on the demo's validation window early stopping on
     # a tenth of these few hundred users stopped anywhere from 3 to 28 rounds, and 30-60 rounds did best.

@@ -53,9 +53,18 @@ def load_database(url: str, cfg: Config, split_at: str | None = None, test_share
     return split_tables(loaded, truth=truth, name="demo", seed=ev.seed)
 
 
-def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
-    """A public data set under `root` (../shared/data by default) as an EvalSet."""
+WINDOWS = ("test", "validation")
+
+
+def load_public(name: str, root: Path, seed: int = 0, window: str = "test") -> EvalSet:
+    """A public data set under `root` (../shared/data by default) as an EvalSet. window "validation" (sequence
+    data only) tests on each user's item before the last instead (evaluation.datasets.beauty.validation_window),
+    for choosing settings."""
     root = Path(root)
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r}: expected one of {', '.join(WINDOWS)}")
+    if window != "test" and name == "gowalla":
+        raise ValueError("gowalla has no validation window here: its split is train.txt / test.txt only")
     if name == "gowalla":
         from evaluation.datasets.gowalla import load_gowalla
 
@@ -71,10 +80,11 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
             ),
         )
     if name == "beauty":
-        from evaluation.datasets.beauty import load_beauty, sequence_evalset
+        from evaluation.datasets.beauty import load_beauty, sequence_evalset, validation_window
 
+        split = load_beauty(root / "amazon-beauty")
         return sequence_evalset(
-            load_beauty(root / "amazon-beauty"),
+            validation_window(split) if window == "validation" else split,
             seed=seed,
             description=(
                 "Amazon Beauty sequences (S3-Rec preprocessing), leave-last-out: each user's last item is "
@@ -85,7 +95,7 @@ def load_public(name: str, root: Path, seed: int = 0) -> EvalSet:
     if Path(name).exists():  # data that is not bundled (evaluation/datasets/files.py)
         from evaluation.datasets.files import load_dataset_path
 
-        return load_dataset_path(Path(name), seed)
+        return load_dataset_path(Path(name), seed, window)
     raise ValueError(f"unknown data set {name!r}: not one of {', '.join(DATASETS)} and no file or directory")
 
 
@@ -155,11 +165,14 @@ def run_evaluation(
     test_share: float | None = None,
     progress: bool = False,
     extra_rows: Callable[[EvalSet], Sequence[Recommender]] | None = None,
+    window: str = "test",
 ) -> EvaluationRun:
     """Evaluate every requested row on every data set and write reports/<run>/ (or `out`).
 
     extra_rows: rows the app layer adds per data set (the For You pipeline and its sources, which live in
-    serving/ and so cannot be imported here); each fits on the EvalSet's train data and its as-of-T graph."""
+    serving/ and so cannot be imported here); each fits on the EvalSet's train data and its as-of-T graph.
+    window: "validation" tests public sequence data on each user's item before the last (see load_public);
+    the demo's validation window is benchmarks/foryou_validation.py."""
     started = time.perf_counter()
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(out) if out is not None else cfg.artifacts / "reports" / run
@@ -167,11 +180,13 @@ def run_evaluation(
     results = []
     for name in datasets:
         if name == "demo":
+            if window != "test":
+                raise ValueError("the demo's validation window is benchmarks/foryou_validation.py, not --window")
             if url is None:
                 raise ValueError("the demo data set is read from the database; no URL given")
             es = load_database(url, cfg, split_at, test_share)
         else:
-            es = load_public(name, Path(cfg.evaluate.data_root), cfg.evaluate.seed)
+            es = load_public(name, Path(cfg.evaluate.data_root), cfg.evaluate.seed, window)
         log.info("data set %s: %s", name, es.counts)
         # A row that does not apply here (oracle without planted truth, CLIP rows without content) is skipped.
         rows = recommenders(es, (), cfg, progress)

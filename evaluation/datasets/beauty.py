@@ -12,6 +12,7 @@ Rows and columns are 0-based here: ``user_idx = user_id - 1``, ``good_idx = item
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,28 @@ def load_sequence_file(path: Path, attributes: Path | None = None, name: str | N
         position=position,
         domain=domain,
         content=content,
+    )
+
+
+def validation_window(s: SequenceSplit) -> SequenceSplit:
+    """The split one step earlier: each user's validation item (the one before the last) becomes the test,
+    the train items before it train, and the one before those validates. Settings of rows that have none of
+    their own (the For You pipeline's) are chosen here, never on the test item."""
+    if s.position is None or s.validation is None:
+        raise ValueError(f"{s.name}: a validation window needs the sequence order and the validation item")
+    pos = s.position.tocoo()
+    keep = pos.data != -1
+    rows, cols, steps = pos.row[keep], pos.col[keep], pos.data[keep] + 1
+    shape = (s.n_users, s.n_items)
+    position = binary_csr(rows, cols, shape, -steps)
+    position.data = -position.data
+    return dataclasses.replace(
+        s,
+        train=to_csr(rows, cols, s.n_users, s.n_items),
+        test=s.validation,
+        validation=to_csr(rows[steps == -1], cols[steps == -1], s.n_users, s.n_items),
+        position=position,
+        name=f"{s.name}-validation",
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.datasets.beauty import load_sequence_file, sequence_evalset
+from evaluation.datasets.beauty import load_sequence_file, sequence_evalset, validation_window
 from evaluation.datasets.gowalla import TEST_FILE, TRAIN_FILE, load_gowalla
 from evaluation.protocol import EvalSet, from_public
 
@@ -32,17 +32,20 @@ def attributes_beside(path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_dataset_path(path: Path, seed: int = 0) -> EvalSet:
-    """The EvalSet of the data at `path` (see the module docstring for the two formats)."""
+def load_dataset_path(path: Path, seed: int = 0, window: str = "test") -> EvalSet:
+    """The EvalSet of the data at `path` (see the module docstring for the two formats); window "validation"
+    tests a sequence file on each user's item before the last."""
     path = Path(path)
     try:
-        return _load(path, seed)
+        return _load(path, seed, window)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a text file; expected {FORMATS}") from None
 
 
-def _load(path: Path, seed: int) -> EvalSet:
+def _load(path: Path, seed: int, window: str) -> EvalSet:
     if path.is_dir():
+        if window != "test":
+            raise ValueError(f"{path}: a LightGCN-format split has no validation window (train.txt / test.txt only)")
         missing = [n for n in (TRAIN_FILE, TEST_FILE) if not (path / n).is_file()]
         if missing:
             raise ValueError(f"{path}: a directory data set needs {' and '.join(missing)}; expected {FORMATS}")
@@ -58,7 +61,7 @@ def _load(path: Path, seed: int) -> EvalSet:
         attributes = attributes_beside(path)
         s = load_sequence_file(path, attributes, name=path.stem)
         return sequence_evalset(
-            s,
+            validation_window(s) if window == "validation" else s,
             seed=seed,
             description=(
                 f"{path}: S3-Rec-format sequences, leave-last-out (the last item tests, the one before "

@@ -246,11 +246,16 @@ def evaluation_rows(cfg: Config, progress: bool = False) -> Any:
     from evaluation.evaluator import Recommender
 
     def rows(es: Any) -> Sequence[Recommender]:
-        if es.graph is None:
-            return []
         from etl.arrays import graph_arrays
+        from evaluation.public_graph import public_graph, why_not
 
-        data, id_maps, manifest = es.graph
+        # A public set's train view goes through etl's build_graph on a clock of sequence steps (see
+        # evaluation.public_graph); one without an order or content vectors has no for_you row.
+        graph = es.graph if es.graph is not None else public_graph(es, cfg.graph.min_goods)
+        if graph is None:
+            log.info("no for_you rows on %s: %s", es.name, why_not(es.train))
+            return []
+        data, id_maps, manifest = graph
         state: dict[str, Any] = {}
 
         def arrays() -> GraphArrays:

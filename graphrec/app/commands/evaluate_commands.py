@@ -31,6 +31,14 @@ from graphrec.app.commands.context import Context, pass_ctx
 )
 @click.option("--models", help="Comma-separated rows, e.g. random,svd,pinsage (default: all that apply).")
 @click.option(
+    "--window",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="validation: test sequence data (beauty, an S3-Rec file) on each user's item before the last, for "
+    "choosing settings.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Report directory (default: <artifacts>/reports/<run>).",
@@ -42,6 +50,7 @@ def evaluate(
     split_at: str | None,
     test_share: float | None,
     models: str | None,
+    window: str,
     out: Path | None,
 ) -> None:
     """Time-split evaluation of the baselines and trained models; writes a report and records the run."""
@@ -70,6 +79,7 @@ def evaluate(
             progress=sys.stderr.isatty(),
             # The For You pipeline and each of its sources (serving/foryou), on the as-of-T graph.
             extra_rows=evaluation_rows(cfg, progress=sys.stderr.isatty()),
+            window=window,
         )
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -82,19 +82,34 @@ def _inv_sqrt(x: np.ndarray) -> np.ndarray:
     return out
 
 
+# Above this many bytes a [goods, k + oversample] float64 block is not held whole: randomized_vt works through
+# the goods side in row blocks of this size (at 10x, 1M goods x 384 columns is 3 GB per block).
+LEAN_BYTES = 2**29
+
+
 def randomized_vt(
-    norm: sp.csr_matrix, k: int, *, oversample: int = 128, n_iter: int = 6, seed: int = 0
+    norm: sp.csr_matrix,
+    k: int,
+    *,
+    oversample: int = 128,
+    n_iter: int = 6,
+    seed: int = 0,
+    block_bytes: int = LEAN_BYTES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` singular values [k] and right singular vectors V^T [k, G] of a sparse [U, G] matrix, largest
     first: a randomized block power method (Halko, Martinsson & Tropp 2011) with ``k + oversample`` columns and
     ``n_iter`` power steps, run on the smaller side of the matrix.
 
     Memory is O((U + G) (k + oversample)); only products with ``norm`` and its transpose touch the matrix.
-    Exact (up to rounding) when ``k + oversample`` reaches the rank.
+    Exact (up to rounding) when ``k + oversample`` reaches the rank. When the users are the smaller side and a
+    [G, k + oversample] float64 block would pass ``block_bytes``, the goods side is worked through in row
+    blocks (:func:`_lean_randomized_vt`: the same method, float32 V^T, about a third of the memory).
     """
     norm = sp.csr_matrix(norm, dtype=np.float64)
-    norm_t = norm.T.tocsr()
     width = min(k + oversample, min(norm.shape))
+    if norm.shape[0] <= norm.shape[1] and norm.shape[1] * width * 8 > block_bytes:
+        return _lean_randomized_vt(norm, k, width, n_iter, seed, max(1, block_bytes // (8 * width)))
+    norm_t = norm.T.tocsr()
     rng = np.random.default_rng(seed)
     # q spans the range of the smaller side: A's columns (user space) when U <= G, else A^T's (good space).
     fwd, back = (norm, norm_t) if norm.shape[0] <= norm.shape[1] else (norm_t, norm)
@@ -110,6 +125,42 @@ def randomized_vt(
         return sigma, np.ascontiguousarray(w.T)
     # Good-space iteration: A ~ (A q) q^T, and the right singular vectors of A are q times those of A q.
     return sigma, np.ascontiguousarray((q @ (z[:, order])).T)
+
+
+def _lean_randomized_vt(
+    norm: sp.csr_matrix, k: int, width: int, n_iter: int, seed: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """randomized_vt's user-space iteration for U <= G without a whole [G, width] block: every product with
+    the goods side goes through ``step`` rows of R~^T at a time (A A^T q as a sum over good blocks, the Gram
+    matrix of b = A^T q likewise), and V^T = (b z / sigma)^T is written block by block into float32 [k, G].
+    The random start is drawn in the same order as randomized_vt's, so only rounding differs."""
+    norm_t = norm.T.tocsr()  # [G, U]
+    n_goods = norm_t.shape[0]
+    blocks = [(lo, min(lo + step, n_goods)) for lo in range(0, n_goods, step)]
+    rng = np.random.default_rng(seed)
+    start = np.zeros((norm.shape[0], width))
+    for lo, hi in blocks:  # A @ omega, omega [G, width] drawn block by block (row-major: the same stream)
+        start += norm_t[lo:hi].T @ rng.standard_normal((hi - lo, width))
+    q = np.linalg.qr(start)[0]
+    del start
+    for _ in range(n_iter):
+        acc = np.zeros_like(q)
+        for lo, hi in blocks:
+            part = norm_t[lo:hi]
+            acc += part.T @ (part @ q)
+        q = np.linalg.qr(acc)[0]
+    gram = np.zeros((width, width))
+    for lo, hi in blocks:
+        b = norm_t[lo:hi] @ q
+        gram += b.T @ b
+    evals, z = np.linalg.eigh(gram)
+    order = np.argsort(evals)[::-1][:k]
+    sigma = np.sqrt(np.clip(evals[order], 0.0, None))
+    zs = z[:, order] / np.where(sigma > 0, sigma, 1.0)
+    vt = np.empty((len(order), n_goods), np.float32)
+    for lo, hi in blocks:
+        vt[:, lo:hi] = ((norm_t[lo:hi] @ q) @ zs).T
+    return sigma, vt
 
 
 def arpack_vt(norm: sp.csr_matrix, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -146,27 +197,39 @@ def _thin_svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (x @ w) / sigma, sigma, np.ascontiguousarray(w.T)
 
 
+# svd="auto": ARPACK up to this many cells (users x goods) of R~, the randomized method above. ARPACK (k=256)
+# took 6.9 s at the demo scale (5,000 x 100,000: 5e8 cells) and ran past 20 minutes at ten times it (5e10);
+# Gowalla (1.2e9) and Beauty (2.7e8) stay below, so their published GF-CF rows keep ARPACK's basis.
+ARPACK_MAX_CELLS = 2e9
+
+
 def filter_basis(
     train: sp.csr_matrix, k: int, *, seed: int = 0, svd: str = "arpack", power_iters: int = 6
 ) -> FilterBasis:
     """Normalise ``train`` [U, G] and take its top-``k`` right singular vectors: ``svd="arpack"``
-    (:func:`arpack_vt`, scipy's svds path fully seeded) or ``"randomized"`` (:func:`randomized_vt` with
-    ``power_iters`` power steps, much cheaper at large k)."""
+    (:func:`arpack_vt`, scipy's svds path fully seeded), ``"randomized"`` (:func:`randomized_vt` with
+    ``power_iters`` power steps, much cheaper at large k) or ``"auto"`` (ARPACK up to ARPACK_MAX_CELLS
+    users x goods, randomized above)."""
     start = time.perf_counter()
+    if svd == "auto":
+        svd = "arpack" if float(train.shape[0]) * float(train.shape[1]) <= ARPACK_MAX_CELLS else "randomized"
     rows = sp.csr_matrix(train, dtype=np.float64)
     du = _inv_sqrt(np.asarray(rows.sum(axis=1)).ravel())
     dg_raw = np.asarray(rows.sum(axis=0)).ravel()
     dg = _inv_sqrt(dg_raw)
-    norm = sp.diags(du) @ rows @ sp.diags(dg)
+    norm = sp.csr_matrix(sp.diags(du) @ rows @ sp.diags(dg))
+    del rows
     k = min(k, min(norm.shape) - 1)
     if k > 0 and svd == "randomized":
         sigma, vt = randomized_vt(norm, k, n_iter=power_iters, seed=seed)
     elif k > 0 and svd == "arpack":
         sigma, vt = arpack_vt(norm, k, seed=seed)
     elif k > 0:
-        raise ValueError(f"svd must be 'arpack' or 'randomized', got {svd!r}")
+        raise ValueError(f"svd must be 'arpack', 'randomized' or 'auto', got {svd!r}")
     else:
         sigma, vt = np.zeros(0), np.zeros((0, norm.shape[1]))
+    # A float32 V^T (randomized_vt's lean path, at size) is scaled in float32: no [k, G] float64 copy.
+    scale = dg.astype(np.float32) if vt.dtype == np.float32 else dg
     basis = FilterBasis(
         rows=sp.csr_matrix(train, dtype=np.float32),
         norm=_to_torch_csr(norm),
@@ -175,7 +238,7 @@ def filter_basis(
         # Goods nobody saved have no column in any row, so their scaling does not matter.
         d_sqrt=torch.from_numpy(np.sqrt(dg_raw).astype(np.float32)),
         vt=torch.from_numpy(np.ascontiguousarray(vt, dtype=np.float32)),
-        vt_scaled_t=np.ascontiguousarray((vt * dg).T, dtype=np.float32),
+        vt_scaled_t=np.ascontiguousarray((vt * scale).T, dtype=np.float32),
         sigma=sigma,
         seconds=0.0,
     )
@@ -210,12 +273,20 @@ def _filtered(basis: FilterBasis, users: np.ndarray, alpha: float) -> torch.Tens
     return out
 
 
-def gf_cf(train: sp.csr_matrix, *, k: int = 256, alpha: float = 0.3, basis: FilterBasis | None = None) -> ScoreFn:
-    """GF-CF scores; ``alpha`` weighs the ideal low-pass term (0 gives the linear filter alone).
+def gf_cf(
+    train: sp.csr_matrix,
+    *,
+    k: int = 256,
+    alpha: float = 0.3,
+    svd: str = "auto",
+    basis: FilterBasis | None = None,
+) -> ScoreFn:
+    """GF-CF scores; ``alpha`` weighs the ideal low-pass term (0 gives the linear filter alone); ``svd`` is
+    :func:`filter_basis`' (by default ARPACK up to ARPACK_MAX_CELLS, randomized above).
 
     ``basis`` may be passed to share one SVD between filters (its ``k`` then wins).
     """
-    basis = basis or filter_basis(train, k)
+    basis = basis or filter_basis(train, k, svd=svd)
 
     def score(users: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -153,3 +153,27 @@ def test_arpack_basis_is_seeded_even_where_the_krylov_space_runs_out() -> None:
     np.testing.assert_array_equal(a.sigma, b.sigma)
     np.testing.assert_allclose(a.sigma[:3], 1.0, rtol=1e-6)  # each block's normalised matrix has sigma 1
     np.testing.assert_allclose(a.sigma[3:], 0.0, atol=1e-6)
+
+
+def test_lean_randomized_vt_is_the_whole_block_method_in_row_blocks() -> None:
+    # block_bytes below one [G, k + oversample] float64 block: the goods side goes through 7 rows at a time.
+    m = sp.csr_matrix(random_matrix(30, 200, seed=4), dtype=np.float64)
+    sigma, vt = randomized_vt(m, 6, oversample=4, n_iter=3)
+    lean_sigma, lean_vt = randomized_vt(m, 6, oversample=4, n_iter=3, block_bytes=7 * 10 * 8)
+    assert lean_vt.dtype == np.float32 and lean_vt.shape == vt.shape
+    np.testing.assert_allclose(lean_sigma, sigma, rtol=1e-12)
+    np.testing.assert_allclose(lean_vt, vt, atol=1e-6)
+
+
+def test_auto_basis_is_arpack_below_the_cell_limit_and_randomized_above(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.graph_filter as gf
+
+    m = random_matrix(seed=5)
+    auto, arpack = filter_basis(m, 6, svd="auto"), filter_basis(m, 6, svd="arpack")
+    np.testing.assert_array_equal(auto.vt.numpy(), arpack.vt.numpy())
+    monkeypatch.setattr(gf, "ARPACK_MAX_CELLS", m.shape[0] * m.shape[1] - 1)
+    np.testing.assert_array_equal(
+        filter_basis(m, 6, svd="auto").vt.numpy(), filter_basis(m, 6, svd="randomized").vt.numpy()
+    )
+    with pytest.raises(ValueError, match="svd must be"):
+        filter_basis(m, 6, svd="lanczos")

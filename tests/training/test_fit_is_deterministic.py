@@ -39,3 +39,25 @@ def test_same_seed_same_weights(kind: str, two_threads: None) -> None:
         for name, value in other.state_dict.items():
             assert torch.equal(value, first[name]), f"{kind}: {name} differs between two fits with one seed"
     assert not torch.are_deterministic_algorithms_enabled()  # fit restores the global setting
+
+
+def test_fit_ignores_what_ran_before_it(two_threads: None) -> None:
+    """evaluate fits its rows one after another in one process: the global random state the rows before
+    PinSage-lite leave behind (numpy's, torch's, Python's) does not reach its weights."""
+    import random
+
+    import numpy as np
+
+    tables, _ = generate(PARAMS)
+    cleaned, _ = clean_tables(tables, PARAMS.dim, now=PARAMS.end)
+    data, id_maps, report = build_graph(cleaned, min_goods=10)
+    cfg = dataclasses.replace(TINY, model="pinsage")
+    first = fit(data, id_maps, {"as_of": report.as_of}, cfg, progress=False).state_dict
+    np.random.seed(12345)
+    np.random.rand(1000)
+    torch.manual_seed(54321)
+    torch.rand(1000)
+    random.seed(7)
+    after = fit(data, id_maps, {"as_of": report.as_of}, cfg, progress=False).state_dict
+    for name, value in after.items():
+        assert torch.equal(value, first[name]), f"{name} depends on the global random state before the fit"

@@ -1,0 +1,90 @@
+"""PinSage-lite's settings on the demo's validation window (issue 10, item 4), beside GF-CF in the same run.
+
+Reads a database that already holds the demo (`graphrec demo-data`); with --window validation (the default) it
+copies that database, deletes every row after the test split T in the copy
+(benchmarks/foryou_validation.truncate_at_test_split) and tests on the newest saves before T, as many as the
+test window holds; --window test evaluates the original database's test window, for the one test figure of the
+chosen setting. Each setting is a set of train.* overrides (JSON) on the configuration and becomes one row,
+fitted as evaluate's pinsage row is (evaluation.models.graph_model: selection run, then refit before the cut).
+
+    python benchmarks/pinsage_validation.py --url URL '{}' '{"spectral_dim": 64}' ...
+
+Ends with `key: value` lines: recall@20 and ndcg@20 per row, and the users evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import report  # noqa: E402
+from foryou_validation import truncate_at_test_split  # noqa: E402
+
+from evaluation.evaluator import evaluate  # noqa: E402
+from evaluation.models import graph_filter, graph_model  # noqa: E402
+from evaluation.run import load_database  # noqa: E402
+from graphrec.core.config import load_config  # noqa: E402
+
+K = 20
+
+
+def copy_database(url: str, name: str) -> str:
+    """A copy of `url`'s database named `name` (replacing one of that name) on the same server."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    source = str(info["dbname"])
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source)))
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", required=True, help="database holding the demo")
+    ap.add_argument("--window", choices=("validation", "test"), default="validation")
+    ap.add_argument("settings", nargs="+", help="JSON objects of train.* overrides, one row each")
+    args = ap.parse_args()
+    cfg = load_config()
+    overrides = [json.loads(s) for s in args.settings]
+    if cfg.train.threads > 0:  # as `graphrec evaluate` sets them
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+    if args.window == "validation":
+        url = copy_database(args.url, f"{psycopg.conninfo.conninfo_to_dict(args.url)['dbname']}_val")
+        share = truncate_at_test_split(url, cfg.evaluate.test_share)
+        es = load_database(url, cfg, test_share=share)
+    else:
+        es = load_database(args.url, cfg)
+    rows = [graph_filter()]
+    for i, o in enumerate(overrides):
+        row = graph_model("pinsage", es.graph, dataclasses.replace(cfg.train, **o))
+        rows.append(dataclasses.replace(row, name=f"pinsage_{i}"))
+    t0 = time.perf_counter()
+    result = evaluate(es, rows, cfg.evaluate.ks, batch_size=cfg.evaluate.batch_size)
+    figures: dict[str, float | int | str] = {"window": args.window, "users": len(es.users)}
+    for row in result.rows:
+        label = row.name if row.name == "gf_cf" else f"{row.name} {json.dumps(overrides[int(row.name[8:])])}"
+        if row.error:
+            figures[f"{label} error"] = row.error
+            continue
+        figures[f"{label} recall@{K}"] = f"{row.metrics[f'recall@{K}']:.4f}"
+        figures[f"{label} ndcg@{K}"] = f"{row.metrics[f'ndcg@{K}']:.4f}"
+        figures[f"{label} fit_s"] = row.fit_s
+        print(label, row.details, file=sys.stderr)
+    figures["eval_s"] = time.perf_counter() - t0
+    report(figures)
+
+
+if __name__ == "__main__":
+    main()

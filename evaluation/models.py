@@ -67,6 +67,34 @@ def fit_as_of(
     return trained, selection
 
 
+def fit_details(trained: Any, selection: Any, time_budget_s: float | None) -> dict[str, Any]:
+    """What a row's `fit_as_of` did, for the report: the selection run's validation figures, best epoch, the
+    epochs it ran and their seconds, whether the time budget (wall time, so it binds under load) stopped it or
+    the refit, and torch's threads. Without these a row that scores differently in one process than in
+    another cannot be told apart from one whose training was cut short."""
+    import torch
+
+    def seconds(run: Any) -> float | None:
+        history = run.meta.history
+        return float(history[-1]["seconds"]) if history and "seconds" in history[-1] else None
+
+    def cut(run: Any) -> bool:
+        s = seconds(run)
+        return time_budget_s is not None and s is not None and s > time_budget_s
+
+    return {
+        "val": selection.meta.val,
+        "best_epoch": best_epoch(selection.meta.history),
+        "epochs": len(trained.meta.history),
+        "refit": trained is not selection,
+        "selection_epochs": len(selection.meta.history),
+        "selection_s": seconds(selection),
+        "refit_s": seconds(trained) if trained is not selection else None,
+        "time_budget_cut": cut(selection) or (trained is not selection and cut(trained)),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False) -> Recommender:
     """A row for `graphrec train`'s model `kind` on `graph` = (HeteroData, IdMaps, manifest) as of T, refitted
     on every save before T for the epoch count its validation window chose (`fit_as_of`)."""
@@ -85,13 +113,7 @@ def graph_model(kind: str, graph: Any, cfg: TrainConfig, progress: bool = False)
             raise ValueError("the graph and the train data disagree on users or goods")
         trained, selection = fit_as_of(data, id_maps, manifest, dataclasses.replace(cfg, model=kind), progress)
         emb = embed(trained, data, id_maps)
-        info.update(
-            version=trained.version,
-            val=selection.meta.val,
-            best_epoch=best_epoch(selection.meta.history),
-            epochs=len(trained.meta.history),
-            refit=trained is not selection,
-        )
+        info.update(version=trained.version, **fit_details(trained, selection, cfg.time_budget_s))
         # Embeddings are keyed by database id; put them back in the graph's index order.
         users = id_maps.to_idx("user", emb.user_ids)
         goods = id_maps.to_idx("good", emb.good_ids)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.models import best_epoch, fit_as_of
+from evaluation.models import best_epoch, fit_as_of, fit_details
 from graphrec.core.artifacts import SAVES
 from graphrec.core.config import TrainConfig
 from tests.training.worlds import planted_graph
@@ -76,3 +76,16 @@ def test_no_refit_without_a_validation_window() -> None:
     trained, selection = fit_as_of(data, id_maps, {}, cfg)
     assert trained is selection and len(trained.meta.history) == 2
     assert np.isfinite([h["loss"] for h in trained.meta.history]).all()
+
+
+def test_fit_details_say_whether_the_time_budget_cut_training() -> None:
+    torch.set_num_threads(1)
+    data, id_maps, _, _ = planted_graph()
+    cfg = dataclasses.replace(SMALL, model="lightgcn")
+    trained, selection = fit_as_of(data, id_maps, {}, cfg)
+    d = fit_details(trained, selection, cfg.time_budget_s)
+    assert d["refit"] and d["epochs"] == d["best_epoch"] == best_epoch(selection.meta.history)
+    assert d["selection_epochs"] == len(selection.meta.history) and d["torch_threads"] == 1
+    assert d["selection_s"] > 0 and d["refit_s"] > 0 and not d["time_budget_cut"]
+    # A budget below the seconds the runs took is reported as having cut them.
+    assert fit_details(trained, selection, 0.0)["time_budget_cut"]

@@ -173,15 +173,17 @@ def _sequence_inputs(
     cut: int | None,
     manifest: dict[str, Any] | None = None,
 ) -> tuple[Any, ScoreFn | None, ScoreFn | None]:
-    """(the sequence model fitted up to `cut`, its scores on `arrays`, its scores as of the cut), or Nones when
-    foryou.sources has no "sequence"."""
+    """(the serving sequence model, its scores on `arrays`, the scores as of the cut of the model fitted up to
+    `cut`), or Nones when foryou.sources has no "sequence". The serving model is the one fitted up to the cut,
+    or with foryou.sequence_refit a second fit on every save of `data`."""
     if "sequence" not in cfg.foryou.sources:
         return None, None, None
     if cut is None:
         raise ValueError("the sequence source needs the ranker's cut to fit its model before it")
     trained = fit_sequence(cfg, data, id_maps, cut, manifest)
     past = arrays.as_of_time(cut)
-    return trained, sequence_scorer(trained, data, id_maps, arrays), sequence_scorer(trained, data, id_maps, past)
+    serving = fit_sequence(cfg, data, id_maps, arrays.as_of, manifest) if cfg.foryou.sequence_refit else trained
+    return serving, sequence_scorer(serving, data, id_maps, arrays), sequence_scorer(trained, data, id_maps, past)
 
 
 @dataclasses.dataclass

@@ -187,6 +187,9 @@ class ForYouConfig:
     # and a cap on its training time.
     sequence_epochs: int = 3
     sequence_time_budget_s: float = 120.0
+    # Serve the sequence source from a second fit on every save (same settings) instead of the model the ranker
+    # learned from, which never saw the saves after the cut (the newest item of every user on sequence data).
+    sequence_refit: bool = False
     # The graph filter the "graph_filter" source runs (training.graph_filter.FILTERS: "gf_cf", "bspm",
     # "chebycf"). ChebyCF beat GF-CF as an evaluate-style row on the demo's validation window (recall@20 0.0388
     # vs 0.0330) and on Gowalla; the For You pipeline with it is not measured yet, so GF-CF stays the default.

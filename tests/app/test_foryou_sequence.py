@@ -162,6 +162,16 @@ def test_the_ranker_learns_from_a_model_fitted_before_its_cut_and_carries_it(
         for_you(ForYouContext.build(arrays, CFG.foryou), query, 5, loaded)
 
 
+def test_with_refit_the_ranker_carries_a_model_fitted_on_every_save(world) -> None:
+    data, id_maps, arrays, *_ = world
+    cfg = dataclasses.replace(CFG, foryou=dataclasses.replace(CFG.foryou, sequence_refit=True, sequence_epochs=3))
+    ranker = train_checkpoint_ranker(cfg, data, id_maps, {"as_of": arrays.as_of}, None)
+    seq = ranker.attachments[SEQUENCE_DIR].trained  # type: ignore[attr-defined]
+    # Served: the second fit, on the saves after the cut too; learned from: the fit up to the cut.
+    assert seq.meta.graph_manifest["sequence_cut"] == arrays.as_of > ranker.meta["cut"]
+    assert ranker.meta["sequence"] == seq.version
+
+
 def test_a_damaged_or_foreign_sequence_checkpoint_is_refused(world, ranker: Ranker, tmp_path: Path) -> None:
     seq = world[-1]
     ranker.save(tmp_path)

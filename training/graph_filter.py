@@ -273,6 +273,52 @@ def _filtered(basis: FilterBasis, users: np.ndarray, alpha: float) -> torch.Tens
     return out
 
 
+def _scipy_csr(m: torch.Tensor) -> sp.csr_matrix:
+    """A torch CSR tensor as a scipy csr matrix over the same buffers (no copy)."""
+    return sp.csr_matrix((m.values().numpy(), m.col_indices().numpy(), m.crow_indices().numpy()), shape=tuple(m.shape))
+
+
+@dataclass
+class GfCfScores:
+    """GF-CF's scores on a basis: callable as a ScoreFn (dense [b, G], as gf_cf always returned) and in its two
+    parts, for a caller that wants the top goods without a [b, G] block (serving's graph_filter source):
+
+        score(u, g) = linear(u)[g] + user_factors(u) . good_factors()[g]
+
+    ``linear`` (r R~^T R~) is sparse and non-negative: non-zero only on goods co-saved with the user's saves;
+    the ideal term is an inner product of a [k] user vector (alpha r D^-1/2 V) with a [k] good vector
+    (D^1/2 V row g). So a good outside the co-saved set scores its inner product alone, and the top N by the
+    inner product bound every other good's score (serving.foryou.sources.graph_filter uses that)."""
+
+    basis: FilterBasis
+    alpha: float
+    _good_factors: np.ndarray | None = None
+
+    def __call__(self, users: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return _filtered(self.basis, users, self.alpha).numpy()
+
+    def linear(self, users: np.ndarray) -> sp.csr_matrix:
+        """float32 csr [b, G]: ``r R~^T R~`` of the users' rows, zero outside their co-saved goods."""
+        rows = self.basis.rows[np.asarray(users, dtype=np.int64)]
+        via = sp.csr_matrix(rows @ _scipy_csr(self.basis.norm_t))  # [b, U]: co-savers, weighted
+        out = sp.csr_matrix(via @ _scipy_csr(self.basis.norm), dtype=np.float32)
+        out.sort_indices()
+        return out
+
+    def user_factors(self, users: np.ndarray) -> np.ndarray:
+        """float32 [b, k]: ``alpha r D^-1/2 V`` (zero columns when alpha is 0)."""
+        rows = self.basis.rows[np.asarray(users, dtype=np.int64)]
+        return np.asarray(self.alpha * (rows @ self.basis.vt_scaled_t), dtype=np.float32)
+
+    def good_factors(self) -> np.ndarray:
+        """float32 [G, k]: ``D^1/2 V`` (rows of goods nobody saved are zero); computed once."""
+        if self._good_factors is None:
+            vt = self.basis.vt.numpy()
+            self._good_factors = np.ascontiguousarray((vt * self.basis.d_sqrt.numpy()).T, dtype=np.float32)
+        return self._good_factors
+
+
 def gf_cf(
     train: sp.csr_matrix,
     *,
@@ -280,19 +326,14 @@ def gf_cf(
     alpha: float = 0.3,
     svd: str = "auto",
     basis: FilterBasis | None = None,
-) -> ScoreFn:
-    """GF-CF scores; ``alpha`` weighs the ideal low-pass term (0 gives the linear filter alone); ``svd`` is
-    :func:`filter_basis`' (by default ARPACK up to ARPACK_MAX_CELLS, randomized above).
+) -> GfCfScores:
+    """GF-CF scores (:class:`GfCfScores`, a ScoreFn); ``alpha`` weighs the ideal low-pass term (0 gives the
+    linear filter alone); ``svd`` is :func:`filter_basis`' (by default ARPACK up to ARPACK_MAX_CELLS,
+    randomized above).
 
     ``basis`` may be passed to share one SVD between filters (its ``k`` then wins).
     """
-    basis = basis or filter_basis(train, k, svd=svd)
-
-    def score(users: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return _filtered(basis, users, alpha).numpy()
-
-    return score
+    return GfCfScores(basis or filter_basis(train, k, svd=svd), alpha)
 
 
 def bspm(

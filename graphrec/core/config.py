@@ -194,6 +194,10 @@ class ForYouConfig:
     # "chebycf"). ChebyCF beat GF-CF as an evaluate-style row on the demo's validation window (recall@20 0.0388
     # vs 0.0330) and on Gowalla; the For You pipeline with it is not measured yet, so GF-CF stays the default.
     graph_filter: str = "gf_cf"
+    # How GF-CF's top goods are found (serving.foryou.sources.graph_filter): "dense" (the [users, goods] block),
+    # "exact" / "ivf" (its co-saved part sparse plus an exact / IVF search over its ideal part's good vectors)
+    # or "auto": dense up to 300,000 goods, ivf above (at 10x a [256, 1M] block per batch of users).
+    graph_filter_search: str = "auto"
     # Candidates each source proposes per user.
     per_source: int = 200
     # Half-life in days of a save's weight when a source or feature looks at the user's history.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +16,21 @@ DAY = 86_400
 
 # user_idx int64 [b] -> float32 [b, G] scores over the graph's goods.
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+@runtime_checkable
+class FactoredScores(Protocol):
+    """A ScoreFn whose scores split as ``linear(users)[i, g] + user_factors(users)[i] . good_factors()[g]``,
+    the linear part a non-negative sparse csr [b, G] (training.graph_filter.GfCfScores): the graph_filter
+    source then finds its top goods without a dense [b, G] block."""
+
+    def __call__(self, users: np.ndarray) -> np.ndarray: ...
+
+    def linear(self, users: np.ndarray) -> sp.csr_matrix: ...
+
+    def user_factors(self, users: np.ndarray) -> np.ndarray: ...
+
+    def good_factors(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from serving.foryou.context import DAY, ForYouContext
-from serving.foryou.sources.base import Candidates, DenseSource, Source
+from serving.foryou.sources.base import Candidates, DenseSource, Source, pair_values
 
 # Features that do not depend on which sources run, in column order after the per-source ones.
 PAIR_FEATURES = (
@@ -125,7 +126,7 @@ def candidate_interest(ctx: ForYouContext, cs: CandidateSet) -> np.ndarray:
 def features(
     ctx: ForYouContext,
     cs: CandidateSet,
-    blocks: dict[str, np.ndarray] | None = None,
+    blocks: dict[str, Any] | None = None,
     slot: np.ndarray | None = None,
 ) -> np.ndarray:
     """float32 [N, len(feature_names(cs.sources))]; NaN is LightGBM's missing value.
@@ -141,7 +142,7 @@ def features(
     for s, name in enumerate(cs.sources):
         sc = cs.source_score[:, s].copy()
         if name in blocks:
-            full = blocks[name][row, good].astype(np.float32)
+            full = pair_values(blocks[name], row, good)
             sc = np.where(np.isfinite(full), full, np.nan).astype(np.float32)
         cols += [sc, cs.source_rank[:, s]]
     cols.append((~np.isnan(cs.source_rank)).sum(axis=1).astype(np.float32))
@@ -211,7 +212,7 @@ def candidate_batch(
     """Every source's candidates for `users` (one batch), their union (its `interest`: the slot of the user's
     interest each candidate serves, candidate_interest) and its feature matrix."""
     cands: list[Candidates] = []
-    blocks: dict[str, np.ndarray] = {}
+    blocks: dict[str, Any] = {}
     for src in sources:
         if isinstance(src, DenseSource):
             b = src.block(ctx, users)

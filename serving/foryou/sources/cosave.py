@@ -27,16 +27,16 @@ def _parts(ctx: ForYouContext) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray
     return ctx.memo("cosave_parts", make)
 
 
-def cosave_scores(ctx: ForYouContext, users: np.ndarray) -> np.ndarray:
-    """float32 [b, G] co-save scores of `users`."""
+def cosave_scores(ctx: ForYouContext, users: np.ndarray) -> sp.csr_matrix:
+    """float32 csr [b, G] co-save scores of `users` (zero, so absent, outside the goods co-saved with theirs)."""
     right, s_t, du_inv, dg = _parts(ctx)
     seeds = sp.csr_matrix(ctx.recency_weights()[users] @ sp.diags(dg))  # [b, G]
     via_users = sp.csr_matrix((seeds @ s_t) @ sp.diags(du_inv))  # [b, U]
-    return np.asarray((via_users @ right).todense(), dtype=np.float32)
+    return sp.csr_matrix(via_users @ right, dtype=np.float32)
 
 
 class CoSave(DenseSource):
     name = "cosave"
 
-    def block(self, ctx: ForYouContext, users: np.ndarray) -> np.ndarray:
+    def block(self, ctx: ForYouContext, users: np.ndarray) -> sp.csr_matrix:
         return cosave_scores(ctx, users)

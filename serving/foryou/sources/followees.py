@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serving.foryou.context import DAY, ForYouContext
-from serving.foryou.sources.base import Candidates, batches, top_n
+from serving.foryou.sources.base import Candidates, batches, sparse_top_n
 
 
 def recent_saves(ctx: ForYouContext) -> sp.csr_matrix:
@@ -39,8 +39,7 @@ class Followees:
         scores = np.full((len(users), n), -np.inf, np.float32)
         via = np.full((len(users), n), -1, np.int64)
         for start, chunk in batches(users):
-            s = np.asarray((follows[chunk] @ recent).todense(), dtype=np.float32)
-            g, sc = top_n(ctx, chunk, s, n)
+            g, sc = sparse_top_n(ctx, chunk, follows[chunk] @ recent, n)
             goods[start : start + len(chunk), : g.shape[1]] = g
             scores[start : start + len(chunk), : g.shape[1]] = sc
         # The followee with the newest save of each pick.

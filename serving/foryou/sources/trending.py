@@ -9,23 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 from serving.foryou.context import DAY, ForYouContext
-from serving.foryou.sources.base import DenseSource
+from serving.foryou.sources.base import ColumnBlock, DenseSource
 
 
 class Trending(DenseSource):
     name = "trending"
 
-    def block(self, ctx: ForYouContext, users: np.ndarray) -> np.ndarray:
+    def block(self, ctx: ForYouContext, users: np.ndarray) -> ColumnBlock:
+        """Scores of the goods saved in the window only (velocity 0 scores 0 whatever the shares): a
+        ColumnBlock over them, with the float32 values the whole [b, G] block had there."""
         a = ctx.arrays
         velocity = ctx.memo(
             "trending_velocity",
             lambda: np.log1p(a.popularity(since=a.as_of - ctx.cfg.trending_days * DAY)).astype(np.float32),
         )
-        affinity = np.asarray(ctx.user_cluster_share()[users].todense())[:, ctx.clusters()]
+        cols = ctx.memo("trending_goods", lambda: np.flatnonzero(velocity > 0))
+        affinity = np.asarray(ctx.user_cluster_share()[users].todense())[:, ctx.clusters()[cols]]
         d = np.asarray(ctx.user_domain_share()[users].todense())
         # A zero last column: goods without a domain (-1) add 0.0, so one gather and in-place products do what
         # a masked read, add and write-back of most of the block did, with the same float32 values.
         d = np.concatenate([d, np.zeros((len(d), 1), d.dtype)], axis=1)
-        affinity += d[:, a.domain]
-        affinity *= velocity
-        return affinity.astype(np.float32, copy=False)
+        affinity += d[:, a.domain[cols]]
+        affinity *= velocity[cols]
+        return ColumnBlock(affinity.astype(np.float32, copy=False), cols)

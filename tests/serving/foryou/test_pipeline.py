@@ -119,10 +119,23 @@ def test_trending_scores_are_velocity_times_the_users_cluster_and_domain_shares(
     a = dataclasses.replace(a, domain=dom)
     ctx = _ctx(a)
     users = np.flatnonzero(a.eligible())[:30]
-    got = Trending().block(ctx, users)
+    block = Trending().block(ctx, users)  # the goods saved in the window only
     velocity = np.log1p(a.popularity(since=a.as_of - CFG.trending_days * DAY)).astype(np.float32)
+    np.testing.assert_array_equal(block.cols, np.flatnonzero(velocity > 0))
+    assert 0 < len(block.cols) < a.n_goods
+    got = np.zeros((30, a.n_goods), np.float32)
+    got[:, block.cols] = block.values
     cluster = ctx.user_cluster_share()[users].toarray()[:, ctx.clusters()]
     domain = np.where(dom >= 0, ctx.user_domain_share()[users].toarray()[:, np.maximum(dom, 0)], 0.0)
-    assert got.dtype == np.float32 and got.shape == (30, a.n_goods)
+    assert block.values.dtype == np.float32
     np.testing.assert_array_equal(got, ((cluster + domain.astype(np.float32)) * velocity).astype(np.float32))
     assert (got[:, velocity > 0] > 0).any()
+    # Its candidates and pair scores are those of the whole block.
+    from serving.foryou.sources.base import top_n
+
+    want_g, want_s = top_n(ctx, users, got.copy(), 40)
+    c = Trending().from_block(ctx, users, block, 40)
+    np.testing.assert_array_equal(c.goods, want_g)
+    np.testing.assert_array_equal(c.scores, want_s)
+    rows, goods = np.nonzero(np.ones((30, a.n_goods), bool))
+    np.testing.assert_array_equal(block[rows, goods], got[rows, goods])

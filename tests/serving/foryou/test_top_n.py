@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from serving.foryou.sources.base import top_n
+from serving.foryou.sources.base import sparse_top_n, top_n
 
 
 def _ctx(pickable: np.ndarray, exclude: sp.csr_matrix) -> types.SimpleNamespace:
@@ -52,3 +52,24 @@ def test_top_n_masks_pads_and_breaks_ties_by_lowest_good_across_the_nth_place(
     assert set(goods[6][goods[6] >= 0].tolist()) == set(np.flatnonzero(pickable[:10] & ~exclude[6].toarray()[0, :10]))
     assert 3 not in goods[7] and 4 not in goods[8]
     assert np.array_equal(sc, np.where(goods >= 0, np.take_along_axis(expect, np.maximum(goods, 0), 1), -np.inf))
+
+
+@pytest.mark.parametrize("n", [1, 7, 30, 600])
+def test_sparse_top_n_is_top_n_of_the_block_made_dense(n: int) -> None:
+    rng = np.random.default_rng(5)
+    b, g = 40, 500
+    dense = np.round(rng.random((b, g)) * 6).astype(np.float32)  # ties at the n-th place
+    dense[rng.random((b, g)) < 0.7] = 0.0  # most entries absent
+    dense[3] = 0.0
+    dense[4, :5] = np.arange(1, 6)  # fewer than n entries
+    dense[4, 5:] = 0.0
+    dense[8, 11] = -2.0  # a stored non-positive entry never counts
+    pickable = rng.random(g) > 0.1
+    exclude = sp.csr_matrix(rng.random((b, g)) < 0.05)
+    users = np.arange(b)
+    want_g, want_s = top_n(_ctx(pickable, exclude), users, dense.copy(), n)
+    got_g, got_s = sparse_top_n(_ctx(pickable, exclude), users, sp.csr_matrix(dense), n)
+    width = want_g.shape[1]
+    np.testing.assert_array_equal(got_g[:, :width], want_g)
+    np.testing.assert_array_equal(got_s[:, :width], want_s)
+    assert (got_g[:, width:] == -1).all()

@@ -139,3 +139,26 @@ def test_trending_scores_are_velocity_times_the_users_cluster_and_domain_shares(
     np.testing.assert_array_equal(c.scores, want_s)
     rows, goods = np.nonzero(np.ones((30, a.n_goods), bool))
     np.testing.assert_array_equal(block[rows, goods], got[rows, goods])
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf"])
+def test_fresh_through_the_pools_index_finds_the_exact_lists(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import serving.foryou.sources.fresh as fresh
+
+    a = planted(seed=3)
+    users = np.flatnonzero(a.eligible())
+    want = make_source("fresh").candidates(_ctx(a), users, 25)
+    monkeypatch.setattr(fresh, "FRESH_EXACT_POOL", 0)
+    monkeypatch.setattr(fresh, "FRESH_INDEX", kind)
+    got = make_source("fresh").candidates(_ctx(a), users, 25)
+    assert (want.goods >= 0).sum() > 100
+    if kind == "exact":  # the same lists (cosines do not tie here), scores and anchors
+        np.testing.assert_array_equal(got.goods, want.goods)
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+        np.testing.assert_array_equal(got.via, want.via)
+    else:  # approximate: most of each list
+        hits = [
+            len(np.intersect1d(g[g >= 0], w[w >= 0])) / max(1, (w >= 0).sum())
+            for g, w in zip(got.goods, want.goods, strict=True)
+        ]
+        assert float(np.mean(hits)) >= 0.8

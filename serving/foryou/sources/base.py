@@ -152,7 +152,12 @@ def sparse_top_n(ctx: ForYouContext, users: np.ndarray, scores: sp.spmatrix, n: 
         v = val[start[i] : start[i + 1]]
         floor[i] = np.partition(v, len(v) - n)[len(v) - n]
     keep = val >= floor[row]
-    row, col, val = row[keep], col[keep], val[keep]
+    return pairs_top_n(row[keep], col[keep], val[keep], b, n)
+
+
+def pairs_top_n(row: np.ndarray, col: np.ndarray, val: np.ndarray, b: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's n best (col, val) pairs in top_n's order (best value first, lowest good_idx among equals):
+    (good_idx int64 [b, n], scores float32 [b, n]), -1 / -inf padded. row: int64 [N] in [0, b)."""
     order = np.lexsort((col, -val, row))
     row, col, val = row[order], col[order], val[order]
     place = np.arange(len(row)) - np.searchsorted(row, row, side="left")

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serving.foryou.context import FactoredScores, ForYouContext
-from serving.foryou.sources.base import Candidates, DenseSource, csr_values
+from serving.foryou.sources.base import Candidates, DenseSource, csr_values, pairs_top_n
 
 if TYPE_CHECKING:
     from serving.retrieval import GoodIndex
@@ -101,17 +101,7 @@ class FactoredBlock:
         rows, goods = key // ctx.arrays.n_goods, key % ctx.arrays.n_goods
         scores = self[rows, goods]
         pos = np.isfinite(scores) & (scores > 0)
-        rows, goods, scores = rows[pos], goods[pos], scores[pos]
-        # Per user: best score first, lowest good_idx among equals (top_n's order).
-        order = np.lexsort((goods, -scores, rows))
-        rows, goods, scores = rows[order], goods[order], scores[order]
-        place = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-        sel = place < n
-        out_g = np.full((b, n), -1, np.int64)
-        out_s = np.full((b, n), -np.inf, np.float32)
-        out_g[rows[sel], place[sel]] = goods[sel]
-        out_s[rows[sel], place[sel]] = scores[sel]
-        return out_g, out_s
+        return pairs_top_n(rows[pos], goods[pos], scores[pos], b, n)
 
 
 def search_kind(ctx: ForYouContext) -> str:

@@ -215,6 +215,12 @@ def short_rows(p: Picks, min_picks: int) -> np.ndarray:
     return np.flatnonzero((p.picks >= 0).sum(axis=1) < min_picks)
 
 
+def top_up_fillers(served: Picks) -> np.ndarray:
+    """bool [n, k]: the fallbacks of For You's lists, its popularity top-up (source POPULAR) alone, unless
+    `served` says otherwise (`filler`); its followees source is a source, not a fallback."""
+    return (served.picks >= 0) & (served.source == fallback.POPULAR if served.filler is None else served.filler)
+
+
 def fill_short(served: Picks, rows_short: np.ndarray, fill: Picks) -> Picks:
     """`served` with rows `rows_short` replaced by `fill`'s (model retrieval and fallbacks for those users,
     `fill.users == served.users[rows_short]`). The rows kept are For You's: their fillers are its popularity
@@ -225,7 +231,7 @@ def fill_short(served: Picks, rows_short: np.ndarray, fill: Picks) -> Picks:
     k = served.picks.shape[1]
     if fill.picks.shape[1] != k:
         raise ValueError(f"fill_short: lists of {fill.picks.shape[1]} picks for lists of {k}")
-    filler = (served.picks >= 0) & (served.source == fallback.POPULAR if served.filler is None else served.filler)
+    filler = top_up_fillers(served)
     out = {f: getattr(served, f).copy() for f in ("picks", "scores", "source", "via_user", "anchor", "cosine")}
     for f in out:
         out[f][rows_short] = getattr(fill, f)

@@ -555,10 +555,10 @@ def for_you_picks(cfg: Config, graph: dict[str, Any], emb: Any, rows: Any, picks
         anchor, cosine = reasons.anchors(picks.users, new_picks, new_source, newest_first, s2g_good, arrays.content)
         anchor[rows_known, :width] = np.where(next_after[full] >= 0, next_after[full], anchor[rows_known, :width])
     log.info(
-        "for_you served %d of %d users (ranker of model %s); picks per source %s",
+        "for_you served %d of %d users (the ranker beside %s); picks per source %s",
         len(rows_known),
         len(picks.users),
-        ranker.meta.get("model"),
+        Path(graph["checkpoint"]).name,
         lists.source_counts(),
     )
     return dataclasses.replace(

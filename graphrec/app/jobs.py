@@ -276,7 +276,7 @@ def _daily_picks(cfg: Config, graph: dict[str, Any], emb: Embeddings, rows: Any,
         extra={"users_for_fallback": len(short), "users_eligible": len(served.users)},
     )
     if not len(short):
-        return served
+        return dataclasses.replace(served, filler=P.top_up_fillers(served))
     fill = P.make_picks(emb, rows, rc, min_goods, users=served.users[short], stages=stages)
     return P.fill_short(served, short, fill)
 

@@ -30,18 +30,18 @@ FOLLOWEE_PICKS = 3  # per served user, from For You's followees source
 VIA = 2  # the followee those picks name
 
 
-def _plant_for_you(world: World) -> Any:
+def _plant_for_you(world: World, served: list[int] = SERVED) -> Any:
     def for_you_picks(cfg: Config, graph: dict, emb: Any, rows: Any, picks: P.Picks, stages: Any) -> P.Picks:
         assert (picks.picks < 0).all(), "For You must get empty lists, not model retrieval's"
         new = {f: getattr(picks, f).copy() for f in ("picks", "source", "via_user")}
         k = picks.picks.shape[1]
         for i, u in enumerate(rows.user_id[picks.users].tolist()):
-            if u not in SERVED and u != SHORT_FY:
+            if u not in served and u != SHORT_FY:
                 continue
             pool = [g for g in range(1, 101) if g not in world.saves[u] and g != 50 and g not in world.summer]
-            n = k if u in SERVED else 3
+            n = k if u in served else 3
             new["picks"][i, :n] = rows.good_idx(np.array(pool[:n]))
-            if u in SERVED:
+            if u in served:
                 new["source"][i, :FOLLOWEE_PICKS] = fallback.FOLLOWEE
                 new["via_user"][i, :FOLLOWEE_PICKS] = rows.user_idx(np.array([VIA]))[0]
                 new["source"][i, k - 1] = fallback.POPULAR  # For You's popularity top-up
@@ -111,6 +111,23 @@ def test_fallback_path_runs_only_for_users_for_you_leaves_short(planted: tuple[W
     assert naive != result.counts["fallback_picks"]
     assert result.counts["users_served"] == len(eligible)
     assert result.counts["users_short"] == 0
+
+
+def test_a_run_for_you_serves_whole_counts_its_top_ups_alone(
+    planted: tuple[World, Config, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No user short: no fill path, and still only the top-ups are fallbacks (the demo's case: 3,138 users
+    # served, 8 top-ups, where the job reported its 18,131 followee picks as fallbacks too).
+    world, cfg, calls = planted
+    eligible = sorted([*range(1, 21), NEW_USER])
+    monkeypatch.setattr(jobs, "for_you_picks", _plant_for_you(world, served=eligible))
+    result = jobs.recommend(cfg, world.url)
+    assert calls == []
+    with db.connect(world.url, autocommit=True) as conn:
+        feeds = for_you_all(conn, eligible)
+    assert result.counts["fallback_picks"] == len(eligible)
+    assert sum(r["is_fallback"] for r in feeds) == len(eligible)
+    assert result.counts["users_served"] == len(eligible)
 
 
 def test_the_catalogue_is_clustered_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,9 +98,12 @@ class DailyJob(threading.Thread):
         super().__init__(daemon=True)
         self.env, self.seconds, self.status, self.output = env, 0.0, -1, ""
         self.started = threading.Event()
+        self.pid = 0
+        self.t0 = 0.0
+        self.lines: list[tuple[float, str]] = []  # (seconds since the start, line) as the job printed them
 
     def run(self) -> None:
-        t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         graphrec = str(ROOT / ".venv" / "bin" / "graphrec")
         proc = subprocess.Popen(
             [*DAILY_JOB_PRIORITY, graphrec, "recommend"],
@@ -110,9 +113,13 @@ class DailyJob(threading.Thread):
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self.pid = proc.pid  # chrt, ionice and nice exec the next: the same process ends up as graphrec
         self.started.set()
-        self.output, _ = proc.communicate()
-        self.status, self.seconds = proc.returncode, time.perf_counter() - t0
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append((time.perf_counter() - self.t0, line))
+        self.output = "".join(line for _, line in self.lines)
+        self.status, self.seconds = proc.wait(), time.perf_counter() - self.t0
 
 
 def free_port() -> int:
@@ -549,6 +556,98 @@ class CpuMeter:
         return server, database
 
 
+class Trace(threading.Thread):
+    """--trace: once a second during phase 3, the CPU (% of one core) of the daily job, its PostgreSQL backends
+    (job_db) and their parallel workers (par), the API's processes (api) and backends (api_db), the server's
+    other processes (pg: checkpointer, WAL writer, autovacuum...), the load generator (wrk) and the rest of
+    the machine (other), with the nice/policy of the job's backends; printed beside the job's log lines and
+    each window's p99 (`windows`: (end second, p99 ms))."""
+
+    COLUMNS = ("job", "job_db", "par", "api", "api_db", "pg", "wrk", "other")
+
+    def __init__(self, url: str, server_pid: int, job: DailyJob) -> None:
+        super().__init__(daemon=True)
+        self.url, self.server_pid, self.job = url, server_pid, job
+        self.rows: list[tuple[float, dict[str, float], str]] = []
+        self.done = threading.Event()
+
+    def _groups(self, conn: db.Connection) -> tuple[dict[str, set[int]], str]:
+        acts = conn.execute(
+            "SELECT pid, backend_type, application_name, leader_pid, datname = current_database() AS here"
+            " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+        ).fetchall()
+        api = {r["pid"] for r in acts if r["application_name"] == "graphrec-serve"}
+        job = {r["pid"] for r in acts if r["here"] and r["backend_type"] == "client backend"} - api
+        par = {r["pid"] for r in acts if r["backend_type"] == "parallel worker" and r["leader_pid"] in job}
+        server = psutil.Process(self.server_pid)
+        groups = {
+            "job": {self.job.pid},
+            "job_db": job,
+            "par": par,
+            "api": {self.server_pid} | {c.pid for c in server.children(recursive=True)},
+            "api_db": api,
+            "wrk": {c.pid for c in psutil.Process().children(recursive=True) if c.name() == "wrk"},
+        }
+        me = psutil.Process(conn.info.backend_pid)
+        postmaster = me.parent()
+        taken = set().union(*groups.values())
+        groups["pg"] = (
+            {postmaster.pid} | {c.pid for c in postmaster.children() if c.pid not in taken} if postmaster else set()
+        )
+        prio = []
+        for pid in sorted(job):
+            try:
+                policy = os.sched_getscheduler(pid)
+                name = {os.SCHED_IDLE: "idle", os.SCHED_BATCH: "batch"}.get(policy, "other")
+                prio.append(f"{os.getpriority(os.PRIO_PROCESS, pid)}/{name}")
+            except OSError:
+                pass
+        return groups, " ".join(prio)
+
+    def run(self) -> None:
+        cpu: dict[int, float] = {}
+        busy = lambda t: t.user + t.nice + t.system + t.irq + t.softirq + t.steal  # noqa: E731
+        with db.connect(self.url, autocommit=True) as conn:
+            last_t, last_busy = time.perf_counter(), busy(psutil.cpu_times())
+            while not self.done.wait(1.0):
+                groups, prio = self._groups(conn)
+                now, all_busy = time.perf_counter(), busy(psutil.cpu_times())
+                dt = now - last_t
+                row = {}
+                for name, pids in groups.items():
+                    spent = 0.0
+                    for pid in pids:
+                        try:
+                            t = psutil.Process(pid).cpu_times()
+                        except psutil.Error:
+                            continue
+                        spent += t.user + t.system - cpu.get(pid, 0.0)
+                        cpu[pid] = t.user + t.system
+                    row[name] = 100 * spent / dt
+                row["other"] = max(0.0, 100 * (all_busy - last_busy) / dt - sum(row.values()))
+                self.rows.append((now - self.job.t0, row, prio))
+                last_t, last_busy = now, all_busy
+
+    def print(self, windows: list[tuple[float, float]]) -> None:
+        events: list[tuple[float, str]] = [
+            (t, " ".join(f"{row[c]:6.0f}" for c in self.COLUMNS) + f"  {p}") for t, row, p in self.rows
+        ]
+        for t, line in self.job.lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            what = (
+                f"stage {rec['stage']} {rec['event']}" if rec.get("event") in ("start", "done") else rec.get("msg", "")
+            )
+            events.append((t, f"  {what}{' ' + str(rec['seconds']) + ' s' if 'seconds' in rec else ''}"[:110]))
+        events += [(t, f"  window {i + 1}: p99 {p99:.1f} ms") for i, (t, p99) in enumerate(windows)]
+        print("trace (% of one core; seconds since the job started):", file=sys.stderr)
+        print("     t " + " ".join(f"{c:>6}" for c in self.COLUMNS) + "  job_db nice/policy", file=sys.stderr)
+        for t, text in sorted(events, key=lambda e: e[0]):
+            print(f"{t:6.1f} {text}", file=sys.stderr)
+
+
 def load(tool: str, port: int, path: str, seconds: float, connections: int, users: list[int]) -> dict[str, float]:
     if tool == "wrk":
         return load_wrk(port, path, seconds, connections, users)
@@ -579,6 +678,8 @@ def main() -> None:
     parser.add_argument("--load-procs", type=int, default=2, help="processes of the Python fixed-rate generator")
     parser.add_argument("--rate-connections", type=int, default=32, help="connections of wrk at a fixed rate")
     parser.add_argument("--window", type=float, default=5.0, help="seconds per load window during the daily job")
+    parser.add_argument("--trace", action="store_true", help="print a per-second CPU timeline of phase 3")
+    parser.add_argument("--swap-only", action="store_true", help="phase 3 alone (after a 2-s warm-up)")
     args = parser.parse_args()
 
     figures: dict[str, float | int | str] = {
@@ -594,22 +695,31 @@ def main() -> None:
     for_you = "/v1/users/{id}/for-you"
     try:
         load(args.tool, port, for_you, 2, args.connections, users)  # warm up: connections, prepared statements
-        meter = CpuMeter(url, server.pid)
-        before = meter.snapshot()
-        base = load(args.tool, port, "/healthz", args.seconds, args.connections, users)
-        base_app_s, base_db_s = meter.spent(before, meter.snapshot())
-        before = meter.snapshot()
-        steady = load(args.tool, port, for_you, args.seconds, args.connections, users)
-        server_s, db_s = meter.spent(before, meter.snapshot())
-        cpu_s = server_s + db_s
-        fixed = fixed_rate(args, port, for_you, args.seconds, users)
+        if not args.swap_only:
+            meter = CpuMeter(url, server.pid)
+            before = meter.snapshot()
+            base = load(args.tool, port, "/healthz", args.seconds, args.connections, users)
+            base_app_s, base_db_s = meter.spent(before, meter.snapshot())
+            before = meter.snapshot()
+            steady = load(args.tool, port, for_you, args.seconds, args.connections, users)
+            server_s, db_s = meter.spent(before, meter.snapshot())
+            cpu_s = server_s + db_s
+            fixed = fixed_rate(args, port, for_you, args.seconds, users)
         job = DailyJob(env)
         job.start()
         job.started.wait()
+        trace = Trace(url, server.pid, job) if args.trace else None
+        if trace:
+            trace.start()
         windows = []
         while job.is_alive():
             windows.append(fixed_rate(args, port, for_you, args.window, users))
+            windows[-1]["end_s"] = time.perf_counter() - job.t0
         job.join()
+        if trace:
+            trace.done.set()
+            trace.join()
+            trace.print([(float(w["end_s"]), float(w["p99_ms"])) for w in windows])
         if job.status != 0:
             raise SystemExit(f"the daily job failed ({job.status}):\n{job.output[-4000:]}")
     finally:
@@ -626,29 +736,38 @@ def main() -> None:
         if args.tool == "wrk"
         else f"python asyncio, {args.load_procs} processes x 16 keep-alive connections"
     )
+    if not args.swap_only:
+        figures.update(
+            {
+                "serve_baseline_healthz_rps": base["rps"],
+                "serve_baseline_healthz_p99_ms": base["p99_ms"],
+                "serve_baseline_healthz_cpu_ms_per_request_app": 1e3 * base_app_s / base["requests"],
+                "serve_baseline_healthz_cpu_ms_per_request_db": 1e3 * base_db_s / base["requests"],
+                "serve_requests": int(steady["requests"]),
+                # What one request costs in CPU (server + its Postgres backends; the load generator excluded),
+                # and the rate both cores could sustain at that cost with nothing else running.
+                "serve_cpu_ms_per_request": 1e3 * cpu_s / steady["requests"],
+                "serve_cpu_ms_per_request_app": 1e3 * server_s / steady["requests"],
+                "serve_cpu_ms_per_request_db": 1e3 * db_s / steady["requests"],
+                "serve_rps_if_2_cores_free": 2 * steady["requests"] / cpu_s,
+                "serve_p50_ms": steady["p50_ms"],
+                "serve_fixed_rate_target_rps": fixed["target_rps"],
+                "serve_fixed_rate_achieved_rps": fixed["achieved_rps"],
+                "serve_fixed_rate_requests": fixed["requests"],
+                "serve_fixed_rate_p50_ms": fixed["p50_ms"],
+                "serve_fixed_rate_max_ms": fixed["max_ms"],
+                "serve_fixed_rate_errors": fixed["errors"],
+                "serve_fixed_rate_dispatch_lag_p99_ms": fixed["dispatch_lag_p99_ms"],
+                "serve_fixed_rate_sustained": fixed["sustained"],
+                "serve_fixed_rate_generator": generator,
+                "serve_rps": steady["rps"],
+                "serve_p99_ms": steady["p99_ms"],
+                "serve_errors": int(steady["errors"] + base["errors"]),
+                "serve_fixed_rate_p99_ms": fixed["p99_ms"],
+            }
+        )
     figures.update(
         {
-            "serve_baseline_healthz_rps": base["rps"],
-            "serve_baseline_healthz_p99_ms": base["p99_ms"],
-            "serve_baseline_healthz_cpu_ms_per_request_app": 1e3 * base_app_s / base["requests"],
-            "serve_baseline_healthz_cpu_ms_per_request_db": 1e3 * base_db_s / base["requests"],
-            "serve_requests": int(steady["requests"]),
-            # What one request costs in CPU (server + its Postgres backends; the load generator excluded),
-            # and the rate both cores could sustain at that cost with nothing else running.
-            "serve_cpu_ms_per_request": 1e3 * cpu_s / steady["requests"],
-            "serve_cpu_ms_per_request_app": 1e3 * server_s / steady["requests"],
-            "serve_cpu_ms_per_request_db": 1e3 * db_s / steady["requests"],
-            "serve_rps_if_2_cores_free": 2 * steady["requests"] / cpu_s,
-            "serve_p50_ms": steady["p50_ms"],
-            "serve_fixed_rate_target_rps": fixed["target_rps"],
-            "serve_fixed_rate_achieved_rps": fixed["achieved_rps"],
-            "serve_fixed_rate_requests": fixed["requests"],
-            "serve_fixed_rate_p50_ms": fixed["p50_ms"],
-            "serve_fixed_rate_max_ms": fixed["max_ms"],
-            "serve_fixed_rate_errors": fixed["errors"],
-            "serve_fixed_rate_dispatch_lag_p99_ms": fixed["dispatch_lag_p99_ms"],
-            "serve_fixed_rate_sustained": fixed["sustained"],
-            "serve_fixed_rate_generator": generator,
             "serve_swap_daily_job": " ".join(DAILY_JOB_PRIORITY) + " graphrec recommend",
             "serve_swap_daily_job_s": job.seconds,
             "serve_swap_windows": len(windows),
@@ -657,12 +776,8 @@ def main() -> None:
             "serve_swap_sustained": "yes" if all(w["sustained"] == "yes" for w in windows) else "no",
             "serve_swap_p99_ms_per_window": " ".join(f"{float(w['p99_ms']):.1f}" for w in windows),
             "serve_swap_p99_ms_all": _percentile(swap_histogram, 99) if swap_histogram else float("nan"),
-            "serve_rps": steady["rps"],
-            "serve_p99_ms": steady["p99_ms"],
-            "serve_errors": int(steady["errors"] + base["errors"]),
             "serve_swap_rps": swap_requests / max(swap_seconds, 1e-9),
             "serve_swap_p99_ms": max(float(w["p99_ms"]) for w in windows) if windows else float("nan"),
-            "serve_fixed_rate_p99_ms": fixed["p99_ms"],
         }
     )
     report(figures)

@@ -20,10 +20,13 @@ The app of `graphrec serve` runs under uvicorn (`--workers`, default serve.worke
 3. during a real daily job: `graphrec recommend` at the deployed priority (DAILY_JOB_PRIORITY, as
    deploy/graphrec-recommend.service and deploy/crontab run it: idle CPU and I/O class, nice 19; the For
    You pipeline, model retrieval for the users it leaves short, the write-back and the swap) against the
-   same database, with the fixed-rate load in back-to-back `--window`s from its start to its end
+   same database, with the fixed-rate load in back-to-back `--window`s from its start to its end (a window
+   starts as the previous one's schedule ends, while that wrk still waits for its last answers)
    (serve_swap_rps: answered requests over all windows; serve_swap_p99_ms: the worst window's p99;
    serve_swap_p99_ms_all: over all windows). A closed loop would leave the idle-class job no CPU at all;
-   the job's wall time under the load is reported (serve_swap_daily_job_s).
+   the job's wall time under the load is reported (serve_swap_daily_job_s). `--trace` prints a per-second
+   timeline of this phase (Trace: CPU of the job, its backends, the API, the server and the rest, CPU
+   pressure), beside the job's stage lines and each window's p99; `--swap-only` runs this phase alone.
 
 CPU per request (app processes + their Postgres backends) is measured in phase 1: other work on the machine
 slows the run, but hardly changes what a request costs.
@@ -560,10 +563,12 @@ class Trace(threading.Thread):
     """--trace: once a second during phase 3, the CPU (% of one core) of the daily job, its PostgreSQL backends
     (job_db) and their parallel workers (par), the API's processes (api) and backends (api_db), the server's
     other processes (pg: checkpointer, WAL writer, autovacuum...), the load generator (wrk) and the rest of
-    the machine (other), with the nice/policy of the job's backends; printed beside the job's log lines and
-    each window's p99 (`windows`: (end second, p99 ms))."""
+    the machine (other), the share of the second in which some task, the job's own threads included, waited
+    for a CPU (psi, /proc/pressure/cpu; high while CPU is left idle: the vCPUs themselves were slow to run) and
+    the nice/policy of the job's backends; printed beside the job's log lines and each window's p99
+    (`windows`: (end second, p99 ms))."""
 
-    COLUMNS = ("job", "job_db", "par", "api", "api_db", "pg", "wrk", "other")
+    COLUMNS = ("job", "job_db", "par", "api", "api_db", "pg", "wrk", "other", "psi")
 
     def __init__(self, url: str, server_pid: int, job: DailyJob) -> None:
         super().__init__(daemon=True)
@@ -604,14 +609,22 @@ class Trace(threading.Thread):
                 pass
         return groups, " ".join(prio)
 
+    @staticmethod
+    def _cpu_waited_us() -> float:
+        try:
+            with open("/proc/pressure/cpu") as f:
+                return float(f.readline().split("total=")[1])
+        except (OSError, IndexError, ValueError):
+            return math.nan
+
     def run(self) -> None:
         cpu: dict[int, float] = {}
         busy = lambda t: t.user + t.nice + t.system + t.irq + t.softirq + t.steal  # noqa: E731
         with db.connect(self.url, autocommit=True) as conn:
-            last_t, last_busy = time.perf_counter(), busy(psutil.cpu_times())
+            last_t, last_busy, last_psi = time.perf_counter(), busy(psutil.cpu_times()), self._cpu_waited_us()
             while not self.done.wait(1.0):
                 groups, prio = self._groups(conn)
-                now, all_busy = time.perf_counter(), busy(psutil.cpu_times())
+                now, all_busy, waited = time.perf_counter(), busy(psutil.cpu_times()), self._cpu_waited_us()
                 dt = now - last_t
                 row = {}
                 for name, pids in groups.items():
@@ -625,8 +638,9 @@ class Trace(threading.Thread):
                         cpu[pid] = t.user + t.system
                     row[name] = 100 * spent / dt
                 row["other"] = max(0.0, 100 * (all_busy - last_busy) / dt - sum(row.values()))
+                row["psi"] = (waited - last_psi) / 1e4 / dt
                 self.rows.append((now - self.job.t0, row, prio))
-                last_t, last_busy = now, all_busy
+                last_t, last_busy, last_psi = now, all_busy, waited
 
     def print(self, windows: list[tuple[float, float]]) -> None:
         events: list[tuple[float, str]] = [
@@ -711,11 +725,22 @@ def main() -> None:
         trace = Trace(url, server.pid, job) if args.trace else None
         if trace:
             trace.start()
-        windows = []
+        # A wrk run's schedule covers its window, then it waits 3 s for the last answers: the next starts when
+        # the schedule ends, so the load runs without a gap from the job's start to its end.
+        windows: list[dict] = []
+        runs: list[threading.Thread] = []
+
+        def window(at: int) -> None:
+            windows[at] = fixed_rate(args, port, for_you, args.window, users)
+            windows[at]["end_s"] = time.perf_counter() - job.t0
+
         while job.is_alive():
-            windows.append(fixed_rate(args, port, for_you, args.window, users))
-            windows[-1]["end_s"] = time.perf_counter() - job.t0
-        job.join()
+            windows.append({})
+            runs.append(threading.Thread(target=window, args=(len(windows) - 1,)))
+            runs[-1].start()
+            job.join(args.window)
+        for run in runs:
+            run.join()
         if trace:
             trace.done.set()
             trace.join()

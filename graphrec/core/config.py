@@ -229,6 +229,8 @@ class ForYouConfig:
     ranker_leaves: int = 7
     ranker_min_leaf: int = 200
     ranker_threads: int = 1
+    # Processes For You's batches are split over (serving.foryou.pipeline.for_you; 1: the job's own).
+    workers: int = 2
     # Final list: MMR trade-off (0: ranker order) and the per-domain cap, as in [recommend].
     diversity: float = 0.0
     max_per_domain: int = 3

@@ -8,7 +8,9 @@ as of the split time): the app builds the context and calls `for_you`.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +19,6 @@ from serving.foryou.context import DAY, ForYouContext, ScoreFn
 from serving.foryou.features import CandidateSet, candidate_batch
 from serving.foryou.ranker import BATCH, Ranker, active_sources
 from serving.foryou.sources import SOURCE_NAMES, make_source
-from serving.foryou.sources.base import batches
 
 # A pick's source code is its position here; "popular" is the top-up for users short of candidates.
 PICK_SOURCES: tuple[str, ...] = (*SOURCE_NAMES, "popular")
@@ -61,10 +62,22 @@ def _best_source(cs: CandidateSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def for_you(
-    ctx: ForYouContext, users: np.ndarray, k: int, ranker: Ranker | None = None, threads: int = 1
+    ctx: ForYouContext,
+    users: np.ndarray,
+    k: int,
+    ranker: Ranker | None = None,
+    threads: int = 1,
+    *,
+    workers: int | None = None,
+    batch: int = BATCH,
 ) -> ForYouLists:
-    """The top `k` For You picks of `users` (user_idx) as of ctx.arrays.as_of."""
-    cfg, a = ctx.cfg, ctx.arrays
+    """The top `k` For You picks of `users` (user_idx) as of ctx.arrays.as_of.
+
+    workers: processes the batches are split over (default cfg.workers). Above 1, the first batch runs here
+    (it builds the context's memoised views: interests, clusters, indexes), then the rest are split in
+    contiguous shares over forked workers that inherit the context, each with one thread for BLAS, torch,
+    FAISS and the ranker; the lists are the same as in one process (tests/serving/foryou/test_workers.py)."""
+    cfg = ctx.cfg
     users = np.asarray(users, dtype=np.int64)
     names = ranker.sources if ranker is not None else active_sources(ctx, cfg.sources)
     missing = set(active_sources(ctx, names)) ^ set(names)
@@ -72,34 +85,97 @@ def for_you(
         raise ValueError(f"the ranker was trained with source(s) {', '.join(sorted(missing))}, which this run lacks")
     sources = [make_source(s) for s in names]
     n = len(users)
-    out_g = np.full((n, k), -1, np.int64)
-    out_s = np.full((n, k), -np.inf, np.float32)
-    out_src = np.full((n, k), POPULAR, np.int8)
-    out_via = np.full((n, k), -1, np.int64)
-    out_int = np.full((n, k), -1, np.int64)
-    for start, chunk in batches(users, BATCH):
-        cs, x = candidate_batch(ctx, chunk, sources, cfg.per_source)
-        score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
-        src, via = _best_source(cs)
-        b = len(chunk)
-        cand, cand_score, cand_slot = rerank_pool(cs, score, b, RERANK_POOL, cfg.interest_pool)
-        # Calibrated to the user's interest mix inside the domain cap, then MMR (serving.foryou.calibrate).
-        picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k, cand_slot)
-        # Look the chosen goods up again for their score, source, via and interest.
-        key = cs.row.astype(np.int64) * a.n_goods + cs.good
-        sort_key = np.argsort(key)
-        want = np.arange(b)[:, None] * a.n_goods + np.maximum(picked, 0)
-        at = sort_key[np.searchsorted(key[sort_key], want).clip(0, len(key) - 1)] if len(key) else want * 0
-        ok = picked >= 0
-        rows = slice(start, start + b)
-        out_g[rows] = picked
-        if len(key):
-            out_s[rows] = np.where(ok, score[at], -np.inf)
-            out_src[rows] = np.where(ok, src[at], POPULAR)
-            out_via[rows] = np.where(ok, via[at], -1)
-            out_int[rows] = np.where(ok, picked_interest, -1)
-    _top_up(ctx, users, out_g, out_s)
-    return ForYouLists(users, out_g, out_s, out_src, out_via, out_int)
+    out = _empty_lists(users, k)
+    workers = cfg.workers if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"foryou.workers must be at least 1, got {workers}")
+    starts = list(range(0, n, batch))
+    if workers > 1 and len(starts) > 1 and "fork" in mp.get_all_start_methods():
+        _fill(out, 0, _batch_lists(ctx, users[:batch], k, ranker, threads, sources))
+        shares = [s for s in np.array_split(np.asarray(starts[1:]), workers) if len(s)]
+        global _FORKED
+        _FORKED = (ctx, users, k, ranker, sources, batch)
+        try:
+            with mp.get_context("fork").Pool(len(shares), initializer=_one_thread) as pool:
+                for share, parts in zip(shares, pool.map(_share_lists, [s.tolist() for s in shares]), strict=True):
+                    for start, part in zip(share.tolist(), parts, strict=True):
+                        _fill(out, start, part)
+        finally:
+            _FORKED = None
+    else:
+        for start in starts:
+            _fill(out, start, _batch_lists(ctx, users[start : start + batch], k, ranker, threads, sources))
+    _top_up(ctx, users, out.goods, out.scores)
+    return out
+
+
+# What forked workers read (set by for_you just before it forks; they inherit it).
+_FORKED: tuple[Any, ...] | None = None
+
+
+def _one_thread() -> None:
+    """A worker's libraries on one thread each: two workers on two cores, not two thread pools each."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    for name, setter in (("torch", "set_num_threads"), ("faiss", "omp_set_num_threads")):
+        module = sys.modules.get(name)
+        if module is not None:
+            getattr(module, setter)(1)
+
+
+def _share_lists(starts: list[int]) -> list[ForYouLists]:
+    assert _FORKED is not None
+    ctx, users, k, ranker, sources, batch = _FORKED
+    return [_batch_lists(ctx, users[s : s + batch], k, ranker, 1, sources) for s in starts]
+
+
+def _empty_lists(users: np.ndarray, k: int) -> ForYouLists:
+    n = len(users)
+    return ForYouLists(
+        users,
+        np.full((n, k), -1, np.int64),
+        np.full((n, k), -np.inf, np.float32),
+        np.full((n, k), POPULAR, np.int8),
+        np.full((n, k), -1, np.int64),
+        np.full((n, k), -1, np.int64),
+    )
+
+
+def _fill(out: ForYouLists, start: int, part: ForYouLists) -> None:
+    rows = slice(start, start + len(part.users))
+    for name in ("goods", "scores", "source", "via", "interest"):
+        getattr(out, name)[rows] = getattr(part, name)
+
+
+def _batch_lists(
+    ctx: ForYouContext, chunk: np.ndarray, k: int, ranker: Ranker | None, threads: int, sources: list[Any]
+) -> ForYouLists:
+    """One batch's lists, before the popularity top-up."""
+    a = ctx.arrays
+    out = _empty_lists(chunk, k)
+    cs, x = candidate_batch(ctx, chunk, sources, ctx.cfg.per_source)
+    score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
+    src, via = _best_source(cs)
+    b = len(chunk)
+    cand, cand_score, cand_slot = rerank_pool(cs, score, b, RERANK_POOL, ctx.cfg.interest_pool)
+    # Calibrated to the user's interest mix inside the domain cap, then MMR (serving.foryou.calibrate).
+    picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k, cand_slot)
+    # Look the chosen goods up again for their score, source, via and interest.
+    key = cs.row.astype(np.int64) * a.n_goods + cs.good
+    sort_key = np.argsort(key)
+    want = np.arange(b)[:, None] * a.n_goods + np.maximum(picked, 0)
+    at = sort_key[np.searchsorted(key[sort_key], want).clip(0, len(key) - 1)] if len(key) else want * 0
+    ok = picked >= 0
+    out.goods[:] = picked
+    if len(key):
+        out.scores[:] = np.where(ok, score[at], -np.inf)
+        out.source[:] = np.where(ok, src[at], POPULAR)
+        out.via[:] = np.where(ok, via[at], -1)
+        out.interest[:] = np.where(ok, picked_interest, -1)
+    return out
 
 
 def rerank_pool(

@@ -10,6 +10,12 @@ an inner product of a user vector with good vectors. Its top N are then found wi
   good in I scores at least t (the linear term is >= 0): so the top N of C u I, scored exactly, are the top N;
 - of C only the goods whose linear score plus t reaches the N-th best exact score in I can make it.
 
+Most users need no search at all (FactoredBlock._bounded): where the co-saved term dominates, the N-th best
+lower bound over C (linear score minus |u| |v_g|) already beats the inner product of every good but the few with
+the longest vectors, so C's survivors and those few goods, scored exactly, hold the exact top N. At 10x (256
+users, 2.4M co-saved pairs) it settled 235 of 256 users, every one with the exact list, and the batch's top N
+took 0.51 s instead of 1.34 s; the bound and the search then agree on 99.99% of the picks.
+
 foryou.graph_filter_search: "dense" scores the whole [b, G] block (as before; at the demo scale it is the
 cheapest: the block's ideal pass is one BLAS product and torch's topk, where the exact search's blocked product
 and numpy selection took 4x as long); "exact" is the above with an exact search: the dense block's top N up to
@@ -38,6 +44,9 @@ GRAPH_FILTER_EXACT_GOODS = 300_000
 # The IVF index of the good vectors (as the daily job's 10x retrieval index: 1,024 lists, 32 probed).
 IVF_NLIST = 1024
 IVF_NPROBE = 32
+# Users whose top N the norm bound settles (FactoredBlock._bounded) when at most this many goods' vectors are
+# long enough to beat their N-th best co-saved good; the others are searched.
+BOUND_MAX_GOODS = 8192
 # Relative slack on the bound (the search's inner products and the exact scores round differently).
 SLACK = 1e-5
 
@@ -65,43 +74,95 @@ class FactoredBlock:
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(good_idx int64 [b, n], scores float32 [b, n]) best first, -1 / -inf padded: the top n of each user
-        by exact score among pickable, not excluded goods with a positive score; ties lowest good_idx first."""
-        from serving.retrieval import retrieve
-
+        by exact score among pickable, not excluded goods with a positive score; ties lowest good_idx first.
+        Users the norm bound settles (`_bounded`) get their exact top n; the others the search's (see the module
+        docstring)."""
         ctx, b = self.ctx, len(self.users)
-        index = search_index(ctx, self.good_vecs)
         ex = sp.csr_matrix(ctx.exclude[self.users], dtype=bool)
         ex.sum_duplicates()
-        ideal, ideal_score = retrieve(index, self.user_vecs, ex, n)
+        settled, r_b, g_b = self._bounded(n, ex)
+        self.settled = settled
+        r_s, g_s = self._searched(np.flatnonzero(~settled), n, ex)
+        rows = np.concatenate([r_b, r_s])
+        goods = np.concatenate([g_b, g_s])
+        ok = ctx.pickable()[goods]
+        rows, goods = rows[ok], goods[ok]
+        if len(rows):
+            excluded = csr_values(ex, rows, goods)
+            rows, goods = rows[~excluded], goods[~excluded]
+        key = np.sort(rows * np.int64(ctx.arrays.n_goods) + goods)  # a sort, not np.unique: its hash is slower here
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
+        rows, goods = key // ctx.arrays.n_goods, key % ctx.arrays.n_goods
+        scores = self[rows, goods]
+        pos = np.isfinite(scores) & (scores > 0)
+        return pairs_top_n(rows[pos], goods[pos], scores[pos], b, n)
+
+    def _bounded(self, n: int, ex: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The users whose top n the Cauchy-Schwarz bound settles without a search, and the (row, good) pairs that
+        can make it: (settled bool [b], rows int64 [M], goods int64 [M]).
+
+        |u . v_g| <= |u| |v_g|, so a co-saved good scores at least lin - |u| |v_g|; let F be a user's n-th best
+        such lower bound over the pickable, not excluded co-saved goods. Then a co-saved good whose upper bound
+        lin + |u| |v_g| falls below F cannot make the top n, nor can a good outside the co-saved set whose
+        |u| |v_g| falls below F. When F > 0 and at most BOUND_MAX_GOODS goods have a vector that long (or the
+        user's vector is zero: the linear term alone), the pairs left are scored exactly."""
+        ctx, b = self.ctx, len(self.users)
+        lin = self.linear
+        row = np.repeat(np.arange(b, dtype=np.int64), np.diff(lin.indptr))
+        col = lin.indices.astype(np.int64)
+        valid = ctx.pickable()[col]
+        if len(row):
+            valid &= ~csr_values(ex, row, col)
+        u_norm = np.linalg.norm(self.user_vecs, axis=1).astype(np.float64)
+        g_norm, by_norm, sorted_norm = good_norms(ctx, self.good_vecs)
+        reach = u_norm[row] * g_norm[col] * (1.0 + SLACK) + 1e-12
+        low = np.where(valid, lin.data - reach, -np.inf)
+        floor = np.full(b, -np.inf)
+        count = np.bincount(row[valid], minlength=b)
+        for i in np.flatnonzero(count >= n) if n > 0 else []:
+            v = low[lin.indptr[i] : lin.indptr[i + 1]]
+            floor[i] = np.partition(v, len(v) - n)[len(v) - n]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.where(u_norm > 0, floor * (1.0 - SLACK) / u_norm, np.inf)
+        longer = np.searchsorted(-sorted_norm, -need, side="right")  # goods with |v_g| >= need
+        settled = (u_norm == 0) | ((floor > 0) & (longer <= BOUND_MAX_GOODS))
+        keep = valid & settled[row] & (lin.data + reach >= floor[row])
+        extra = np.where(settled & (u_norm > 0), longer, 0)
+        r_x = np.repeat(np.arange(b, dtype=np.int64), extra)
+        g_x = by_norm[np.arange(len(r_x)) - np.repeat(np.cumsum(extra) - extra, extra)]
+        return settled, np.concatenate([row[keep], r_x]), np.concatenate([col[keep], g_x])
+
+    def _searched(self, sub: np.ndarray, n: int, ex: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs that can make the top n of rows `sub`, from the inner product's top n (I) by the search and
+        the co-saved goods that could still beat I's n-th best exact score (the module docstring)."""
+        from serving.retrieval import retrieve
+
+        ctx = self.ctx
+        if not len(sub):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        index = search_index(ctx, self.good_vecs)
+        ideal, ideal_score = retrieve(index, self.user_vecs[sub], ex[sub], n)
         have = ideal >= 0
         # The n-th inner product of the search (-inf when it found fewer: then every indexed good is in I).
         full = have.sum(axis=1) >= n
         t = np.where(full, ideal_score[:, n - 1] if n else -np.inf, -np.inf)
         r_i, c_i = np.nonzero(have)
         g_i = ideal[r_i, c_i]
-        s_i = self[r_i, g_i]
+        s_i = self[sub[r_i], g_i]
         # The n-th best exact score in I, per user (a lower bound on the n-th best overall).
-        best = np.full((b, max(n, 1)), np.inf, np.float32)
+        best = np.full((len(sub), max(n, 1)), np.inf, np.float32)
         best[r_i, c_i] = s_i
         floor = np.where(full, best.min(axis=1), -np.inf)
         # Co-saved goods that could still reach it: outside I their inner product is at most t. A user for whom
         # the search found fewer than n keeps all of them (with the exact search I then holds them already).
+        at = np.full(len(self.users), -1, np.int64)
+        at[sub] = np.arange(len(sub))
         lin = self.linear.tocoo()
+        mine = at[lin.row] >= 0
+        lr, lc, lv = at[lin.row[mine]], lin.col[mine].astype(np.int64), lin.data[mine]
         slack = SLACK * (np.abs(floor) + np.abs(np.where(full, t, 0.0)) + 1e-12)
-        reach = lin.data + np.where(full, t, 0.0)[lin.row] >= np.where(full, floor - slack, -np.inf)[lin.row]
-        r_c, g_c = lin.row[reach].astype(np.int64), lin.col[reach].astype(np.int64)
-        ok = ctx.pickable()[g_c]
-        r_c, g_c = r_c[ok], g_c[ok]
-        if len(r_c):
-            excluded = csr_values(ex, r_c, g_c)
-            r_c, g_c = r_c[~excluded], g_c[~excluded]
-        rows = np.concatenate([r_i.astype(np.int64), r_c])
-        goods = np.concatenate([g_i, g_c])
-        key = np.unique(rows * np.int64(ctx.arrays.n_goods) + goods)
-        rows, goods = key // ctx.arrays.n_goods, key % ctx.arrays.n_goods
-        scores = self[rows, goods]
-        pos = np.isfinite(scores) & (scores > 0)
-        return pairs_top_n(rows[pos], goods[pos], scores[pos], b, n)
+        reach = lv + np.where(full, t, 0.0)[lr] >= np.where(full, floor - slack, -np.inf)[lr]
+        return np.concatenate([sub[r_i], sub[lr[reach]]]), np.concatenate([g_i, lc[reach]])
 
 
 def search_kind(ctx: ForYouContext) -> str:
@@ -126,6 +187,18 @@ def index_row(ctx: ForYouContext, good_vecs: np.ndarray) -> np.ndarray:
         return out
 
     return ctx.memo("graph_filter_index_row", make)
+
+
+def good_norms(ctx: ForYouContext, good_vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(|v_g| float64 [G], good_idx int64 [G] longest vector first, their lengths descending), once per
+    context."""
+
+    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        norm = np.linalg.norm(good_vecs, axis=1).astype(np.float64)
+        order = np.argsort(-norm, kind="stable")
+        return norm, order, norm[order]
+
+    return ctx.memo("graph_filter_good_norms", make)  # type: ignore[no-any-return]
 
 
 def search_index(ctx: ForYouContext, good_vecs: np.ndarray) -> GoodIndex:

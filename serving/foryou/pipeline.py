@@ -74,8 +74,8 @@ def for_you(
     """The top `k` For You picks of `users` (user_idx) as of ctx.arrays.as_of.
 
     workers: processes the batches are split over (default cfg.workers). Above 1, the first batch runs here
-    (it builds the context's memoised views: interests, clusters, indexes), then the rest are split in
-    contiguous shares over forked workers that inherit the context, each with one thread for BLAS, torch,
+    (it builds the context's memoised views: interests, clusters, indexes), then the rest are handed out
+    to forked workers that inherit the context, each with one thread for BLAS, torch,
     FAISS and the ranker; the lists are the same as in one process (tests/serving/foryou/test_workers.py)."""
     cfg = ctx.cfg
     users = np.asarray(users, dtype=np.int64)
@@ -92,14 +92,15 @@ def for_you(
     starts = list(range(0, n, batch))
     if workers > 1 and len(starts) > 1 and "fork" in mp.get_all_start_methods():
         _fill(out, 0, _batch_lists(ctx, users[:batch], k, ranker, threads, sources))
-        shares = [s for s in np.array_split(np.asarray(starts[1:]), workers) if len(s)]
         global _FORKED
         _FORKED = (ctx, users, k, ranker, sources, batch)
         try:
-            with mp.get_context("fork").Pool(len(shares), initializer=_one_thread) as pool:
-                for share, parts in zip(shares, pool.map(_share_lists, [s.tolist() for s in shares]), strict=True):
-                    for start, part in zip(share.tolist(), parts, strict=True):
-                        _fill(out, start, part)
+            # Batches handed out two at a time as workers free up: a share of heavy users does not leave one
+            # worker running alone at the end. Each batch's lists go to its own rows, so the order they come
+            # back in changes nothing.
+            with mp.get_context("fork").Pool(min(workers, len(starts) - 1), initializer=_one_thread) as pool:
+                for start, part in pool.imap_unordered(_batch_at, starts[1:], chunksize=2):
+                    _fill(out, start, part)
         finally:
             _FORKED = None
     else:
@@ -126,10 +127,10 @@ def _one_thread() -> None:
             getattr(module, setter)(1)
 
 
-def _share_lists(starts: list[int]) -> list[ForYouLists]:
+def _batch_at(start: int) -> tuple[int, ForYouLists]:
     assert _FORKED is not None
     ctx, users, k, ranker, sources, batch = _FORKED
-    return [_batch_lists(ctx, users[s : s + batch], k, ranker, 1, sources) for s in starts]
+    return start, _batch_lists(ctx, users[start : start + batch], k, ranker, 1, sources)
 
 
 def _empty_lists(users: np.ndarray, k: int) -> ForYouLists:

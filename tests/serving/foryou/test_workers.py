@@ -36,7 +36,9 @@ def test_workers_give_the_lists_of_one_process(with_ranker: bool, tmp_path, monk
     monkeypatch.setattr(pipeline, "_batch_lists", noting)
     two = for_you(ForYouContext.build(a, CFG), users, 20, ranker, workers=2, batch=16)
     pids = (tmp_path / "pids").read_text().split()
-    assert len(pids) == -(-len(users) // 16) and len(set(pids)) == 3 and pids[0] == str(os.getpid())
+    # The first batch here, every other in a worker (which of the two takes which depends on timing).
+    assert len(pids) == -(-len(users) // 16) and pids[0] == str(os.getpid())
+    assert str(os.getpid()) not in pids[1:] and 1 <= len(set(pids[1:])) <= 2
     assert (one.goods >= 0).sum() > 0.9 * one.goods.size
     for name in ("goods", "scores", "source", "via", "interest"):
         np.testing.assert_array_equal(getattr(two, name), getattr(one, name), err_msg=name)

@@ -147,12 +147,19 @@ def sparse_top_n(ctx: ForYouContext, users: np.ndarray, scores: sp.spmatrix, n: 
     # Rows with more than n entries: keep those at or above the n-th largest value (ties cut below).
     count = np.bincount(row, minlength=b)
     start = np.concatenate([[0], np.cumsum(count)])
-    floor = np.full(b, -np.inf, np.float32)
-    for i in np.flatnonzero(count > n):
-        v = val[start[i] : start[i + 1]]
-        floor[i] = np.partition(v, len(v) - n)[len(v) - n]
+    floor = row_nth_largest(val, start, n, np.flatnonzero(count > n))
     keep = val >= floor[row]
     return pairs_top_n(row[keep], col[keep], val[keep], b, n)
+
+
+def row_nth_largest(values: np.ndarray, indptr: np.ndarray, n: int, rows: np.ndarray) -> np.ndarray:
+    """values' dtype [len(indptr) - 1]: for each row i in `rows` (each with at least n entries), the n-th largest
+    of values[indptr[i] : indptr[i + 1]]; -inf for every other row."""
+    out = np.full(len(indptr) - 1, -np.inf, values.dtype)
+    for i in rows.tolist():
+        v = values[indptr[i] : indptr[i + 1]]
+        out[i] = np.partition(v, len(v) - n)[len(v) - n]
+    return out
 
 
 def pairs_top_n(row: np.ndarray, col: np.ndarray, val: np.ndarray, b: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serving.foryou.context import FactoredScores, ForYouContext
-from serving.foryou.sources.base import Candidates, DenseSource, csr_values, pairs_top_n
+from serving.foryou.sources.base import Candidates, DenseSource, csr_values, pairs_top_n, row_nth_largest
 
 if TYPE_CHECKING:
     from serving.retrieval import GoodIndex
@@ -81,7 +81,6 @@ class FactoredBlock:
         ex = sp.csr_matrix(ctx.exclude[self.users], dtype=bool)
         ex.sum_duplicates()
         settled, r_b, g_b = self._bounded(n, ex)
-        self.settled = settled
         r_s, g_s = self._searched(np.flatnonzero(~settled), n, ex)
         rows = np.concatenate([r_b, r_s])
         goods = np.concatenate([g_b, g_s])
@@ -117,11 +116,9 @@ class FactoredBlock:
         g_norm, by_norm, sorted_norm = good_norms(ctx, self.good_vecs)
         reach = u_norm[row] * g_norm[col] * (1.0 + SLACK) + 1e-12
         low = np.where(valid, lin.data - reach, -np.inf)
-        floor = np.full(b, -np.inf)
+        # Invalid pairs are -inf there, so a row's n-th largest is over its valid ones when it has n of them.
         count = np.bincount(row[valid], minlength=b)
-        for i in np.flatnonzero(count >= n) if n > 0 else []:
-            v = low[lin.indptr[i] : lin.indptr[i + 1]]
-            floor[i] = np.partition(v, len(v) - n)[len(v) - n]
+        floor = row_nth_largest(low, lin.indptr, n, np.flatnonzero(count >= n) if n > 0 else np.zeros(0, np.int64))
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(u_norm > 0, floor * (1.0 - SLACK) / u_norm, np.inf)
         longer = np.searchsorted(-sorted_norm, -need, side="right")  # goods with |v_g| >= need

@@ -9,12 +9,14 @@ embeddings would take seconds to format as text).
 
 from __future__ import annotations
 
+import select
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from psycopg import sql
+import psycopg
+from psycopg import pq, sql
 
 from graphrec.core.db import Connection
 
@@ -28,18 +30,52 @@ _HAS_OIDS = 1 << 16
 _BINARY_BATCH = 5_000  # binary rows per write
 
 
-def copy_out(conn: Connection, query: str, params: dict[str, Any] | None = None) -> tuple[bytes, int]:
+def copy_out(conn: Connection, query: str, params: dict[str, Any] | None = None) -> tuple[bytearray, int]:
     """The binary COPY of `query`: (the whole stream, offset of its first row). The rows end 2 bytes before
-    the end (the trailer). Raises ValueError naming the query when the stream is not a binary COPY."""
+    the end (the trailer). Raises ValueError naming the query when the stream is not a binary COPY.
+
+    The server sends one message a row, and psycopg's `Copy.read` spends ~4 us of Python on each (a generator
+    and a wait): 16 s for the 4M rows of a 1M-good catalog. So psycopg starts the COPY (and the transaction),
+    and the rows are then taken from libpq directly, waiting on the socket only when none is buffered."""
     buf = bytearray()
-    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params) as copy:  # type: ignore[arg-type]
-        for chunk in copy:
-            buf += chunk
-    data = bytes(buf)
-    return data, body_start(data, query)
+    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params):  # type: ignore[arg-type]
+        pgconn = conn.pgconn
+        while True:
+            nbytes, chunk = pgconn.get_copy_data(1)  # 1: without blocking; 0 when no whole row is buffered
+            if nbytes > 0:
+                buf += chunk
+            elif nbytes == 0:
+                _wait_readable(pgconn)
+            else:  # -1: the rows have ended (or an error came); the COPY's own result says which
+                _finish_copy_out(conn)
+                break
+    return buf, body_start(buf, query)
 
 
-def body_start(data: bytes, what: str) -> int:
+def _wait_readable(pgconn: Any) -> None:
+    select.select([pgconn.socket], [], [])
+    pgconn.consume_input()
+
+
+def _finish_copy_out(conn: Connection) -> None:
+    """Take the results that follow a COPY TO's last row (once libpq's get_copy_data has returned -1, the
+    Copy object can no longer read them, and with no error its exit reads nothing more): the COPY's
+    COMMAND_OK, or the error that ended it, raised as psycopg would."""
+    pgconn = conn.pgconn
+    failed = None
+    while True:
+        while pgconn.is_busy():
+            _wait_readable(pgconn)
+        res = pgconn.get_result()
+        if res is None:
+            break
+        if res.status != pq.ExecStatus.COMMAND_OK and failed is None:
+            failed = res
+    if failed is not None:
+        raise psycopg.errors.error_from_result(failed, encoding=conn.info.encoding)
+
+
+def body_start(data: bytes | bytearray, what: str) -> int:
     """Offset of the first row of a binary COPY stream, after checking its signature, flags and trailer."""
     if not data.startswith(SIGNATURE):
         raise ValueError(f"not a binary COPY stream (no PGCOPY signature) from: {what}")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import psycopg
 import pytest
 
 from graphrec.core import db
-from graphrec.core.copy import HEADER, SIGNATURE, TRAILER, body_start, copy_binary, copy_int64, copy_rows
+from graphrec.core.copy import HEADER, SIGNATURE, TRAILER, body_start, copy_binary, copy_int64, copy_out, copy_rows
 
 
 def _stream(rows: bytes = b"", extension: bytes = b"", flags: int = 0) -> bytes:
@@ -48,6 +49,28 @@ def test_copy_int64_reads_columns_and_refuses_other_layouts(db_url: str) -> None
             copy_int64(conn, "SELECT 1::bigint, NULL::bigint UNION ALL SELECT 2, 3", 2)
         with pytest.raises(ValueError, match="expected 3 bigint"):
             copy_int64(conn, "SELECT 1::bigint, 2::bigint", 3)
+
+
+def test_copy_out_reads_every_row_and_raises_an_error_that_ends_the_stream(db_url: str) -> None:
+    """copy_out takes rows from libpq itself: a stream of many network reads arrives whole and in order, the
+    connection is left in its transaction for the next statement, and an error raised by the server after
+    some rows is raised as psycopg's own error (the connection recovers with a rollback)."""
+    n = 300_000
+    with db.connect(db_url) as conn:
+        (got,) = copy_int64(conn, "SELECT g::bigint FROM generate_series(1, %(n)s) g ORDER BY g", 1, {"n": n})
+        assert np.array_equal(got, np.arange(1, n + 1))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert conn.execute("SELECT 7 AS x").fetchone() == {"x": 7}
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            copy_out(
+                conn,
+                "SELECT CASE WHEN g = %(at)s THEN 1 / 0 ELSE g END FROM generate_series(1, %(n)s) g",
+                {"at": n // 2, "n": n},
+            )
+        conn.rollback()
+        assert conn.execute("SELECT 8 AS x").fetchone() == {"x": 8}
+        data, start = copy_out(conn, "SELECT 1 WHERE false")
+        assert len(data) - start == len(TRAILER)
 
 
 @pytest.mark.parametrize("types", [None, ("int8", "text", "bool", "float4", "text")])

@@ -1,7 +1,9 @@
 """Write the demo world through COPY into a real PostgreSQL and read it back."""
 
 import numpy as np
+import pytest
 
+from etl import source
 from etl.source import read_tables, read_truth
 from etl.write import write_tables
 from graphrec.core import db
@@ -54,3 +56,41 @@ def test_domain_from_url(migrated_url):
         for url, want in cases.items():
             got = conn.execute("SELECT graphrec_domain(%s) AS d", (url,)).fetchone()["d"]
             assert got == want, url
+
+
+@pytest.mark.parametrize("column", ["as_created", "real[]"])
+def test_uniform_embeddings_read_as_the_row_by_row_reader_does(migrated_url, monkeypatch, column):
+    """The loop-free read of a catalog whose embeddings all share one dimension gives what the row-by-row
+    reader gives, for pgvector's binary form and for real[]; one row of another dimension sends the read
+    back to the row-by-row reader, which zeroes that row and reports its dimension."""
+    tables, truth = small_world()
+    with db.connect(migrated_url) as conn:
+        write_tables(conn, tables, truth, replace=False)
+        if column == "real[]" and db.has_pgvector(conn):
+            conn.execute("ALTER TABLE goods ALTER COLUMN embedding TYPE real[] USING embedding::real[]")
+        n = len(tables.goods.id)
+        fast = source._uniform_embeddings
+        took: list[bool] = []
+
+        def spy(*args):
+            out = fast(*args)
+            took.append(out is not None)
+            return out
+
+        monkeypatch.setattr(source, "_uniform_embeddings", spy)
+        emb, dims = source._read_embeddings(conn, n)
+        monkeypatch.setattr(source, "_uniform_embeddings", lambda *args: None)
+        slow_emb, slow_dims = source._read_embeddings(conn, n)
+        assert took == [True]
+        assert emb.dtype == slow_emb.dtype == np.float32
+        assert np.array_equal(emb, slow_emb) and np.array_equal(dims, slow_dims)
+        assert np.all(dims == tables.goods.embedding.shape[1])
+
+        odd = int(conn.execute("SELECT id FROM goods ORDER BY id OFFSET 3 LIMIT 1").fetchone()["id"])
+        cast = "::vector" if column == "as_created" and db.has_pgvector(conn) else ""
+        conn.execute(f"UPDATE goods SET embedding = (embedding::real[])[1:4]::real[]{cast} WHERE id = %s", (odd,))
+        monkeypatch.setattr(source, "_uniform_embeddings", spy)
+        emb, dims = source._read_embeddings(conn, n)
+    assert took == [True, False]
+    assert dims[3] == 4 and not emb[3].any()
+    assert np.array_equal(np.delete(emb, 3, axis=0), np.delete(slow_emb, 3, axis=0))

@@ -98,5 +98,8 @@ class DemoTruth:
 
 
 def take(table: object, mask: np.ndarray) -> object:
-    """The rows of a table where `mask` (bool or index array) selects, as a new table of the same type."""
+    """The rows of a table where `mask` (bool or index array) selects, as a new table of the same type; the
+    table itself when a bool mask keeps every row (no copy of a catalog's embeddings for nothing)."""
+    if mask.dtype == bool and len(mask) and mask.all():
+        return table
     return type(table)(**{f.name: getattr(table, f.name)[mask] for f in fields(table)})  # type: ignore[arg-type]

@@ -51,7 +51,21 @@ class Finding:
         return f"{where}: {self.count} {self.kind.replace('_', ' ')} {self.action}{ex}"
 
 
-def _examples(keys: list[str], mask: np.ndarray, n: int = 3) -> list[str]:
+class RowKeys:
+    """The key that names each row of a table in a finding ("id=17", "user_id=3,good_id=9"), formatted only
+    for the rows a finding shows: formatting every row's key took ~10 s at 1M goods and 1.5M saves."""
+
+    def __init__(self, *columns: tuple[str, np.ndarray]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0][1])
+
+    def __getitem__(self, i: int) -> str:
+        return ",".join(f"{name}={_key(int(values[i]))}" for name, values in self.columns)
+
+
+def _examples(keys: RowKeys, mask: np.ndarray, n: int = 3) -> list[str]:
     return [keys[i] for i in np.nonzero(mask)[0][:n].tolist()]
 
 
@@ -65,7 +79,7 @@ class _Checker:
         kind: str,
         table: str,
         mask: np.ndarray,
-        keys: list[str] | None,
+        keys: RowKeys | None,
         action: str = "skipped",
         column: str = "",
     ) -> None:
@@ -83,12 +97,12 @@ def _key(v: int) -> str:
     return "NULL" if v == NULL_ID else str(v)
 
 
-def _ids(prefix: str, values: np.ndarray) -> list[str]:
-    return [f"{prefix}={_key(v)}" for v in values.tolist()]
+def _ids(prefix: str, values: np.ndarray) -> RowKeys:
+    return RowKeys((prefix, values))
 
 
-def _pairs(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> list[str]:
-    return [f"{a_name}={_key(x)},{b_name}={_key(y)}" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+def _pairs(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> RowKeys:
+    return RowKeys((a_name, a), (b_name, b))
 
 
 # Each table's key columns (ids and references, which must be positive: graphrec.core.rules) and its time
@@ -112,7 +126,7 @@ _TIMES = {
 _NOT_EVENTS = {("goods", "deleted_at")}  # a deletion may be scheduled ahead
 
 
-def _row_keys(table: str, t: Any) -> list[str]:
+def _row_keys(table: str, t: Any) -> RowKeys:
     cols = _KEYS[table]
     if cols[0] == "id":  # a table with its own id: that names the row
         return _ids("id", t.id)
@@ -143,7 +157,7 @@ def _keys_and_times(chk: _Checker, tables: SourceTables, now: int) -> SourceTabl
                 future = keep & (v != NO_TIME) & (v > now + FUTURE_TOLERANCE_S)
                 chk.flag("timestamp_in_the_future", table, future, keys, column=column)
                 keep &= ~future
-        out[table] = take(t, keep) if not keep.all() else t
+        out[table] = take(t, keep)
     return SourceTables(**out)  # type: ignore[arg-type]
 
 
@@ -202,8 +216,7 @@ def clean_tables(
     ok_dim = present & ~wrong_dim
     nonfinite = ok_dim & ~np.isfinite(emb).all(axis=1)
     chk.flag("nan_or_inf_embedding", "goods", nonfinite, good_keys)
-    norms = np.linalg.norm(np.where(np.isfinite(emb), emb, 0), axis=1)
-    zero = ok_dim & ~nonfinite & (norms == 0)
+    zero = ok_dim & ~nonfinite & ~emb.any(axis=1)  # a finite vector of norm 0
     chk.flag("all_zero_embedding", "goods", zero, good_keys)
     bad_domain = np.array([d is None for d in g.domain.tolist()], dtype=bool)
     chk.flag("unparseable_url", "goods", bad_domain, good_keys, action="kept without a domain")

@@ -68,7 +68,7 @@ def _read_embeddings(conn: db.Connection, n: int) -> tuple[np.ndarray, np.ndarra
         if length > 0:
             dims[i] = _embedding_dim(mv, pos + 6, length, is_vector)
             if dims[i] > 0:
-                offsets[i] = pos + (10 if is_vector else 26)
+                offsets[i] = pos + _values_at(is_vector)
         pos += 6 + max(length, 0)
     present = dims[dims > 0]
     dim = int(np.bincount(present).argmax()) if len(present) else 0
@@ -98,7 +98,7 @@ def _uniform_embeddings(
     dim = _embedding_dim(mv, pos + 6, length, is_vector)
     if dim <= 0:
         return None
-    head = 10 if is_vector else 26  # through the value's own header (see _embedding_dim)
+    head = _values_at(is_vector)
     rows = np.frombuffer(mv, dtype=np.uint8, count=end - pos, offset=pos).reshape(n, 6 + length)
     # Same field count, length and value header (dimension; for real[] also ndim, has_null, oid, lower bound)
     # in every row as in the first, which _embedding_dim found valid.
@@ -112,6 +112,12 @@ def _uniform_embeddings(
             return None
         values = elements["val"]
     return values.astype(np.float32), np.full(n, dim, dtype=np.int32)
+
+
+def _values_at(is_vector: bool) -> int:
+    """Bytes from a binary COPY row's start to its first float: the field count and length (6), then the
+    value's own header (vector: dim and unused, 4; real[]: ndim, has_null, oid, size and lower bound, 20)."""
+    return 10 if is_vector else 26
 
 
 def _embedding_dim(mv: memoryview, at: int, length: int, is_vector: bool) -> int:

@@ -110,12 +110,6 @@ def union(users: np.ndarray, cands: Sequence[Candidates], n_goods: int) -> Candi
     )
 
 
-def _gather(m: sp.csr_matrix | np.ndarray, row: np.ndarray, good: np.ndarray) -> np.ndarray:
-    if sp.issparse(m):
-        return np.asarray(sp.csr_matrix(m)[row, good]).ravel().astype(np.float32)
-    return np.asarray(m)[row, good].astype(np.float32)
-
-
 def candidate_interest(ctx: ForYouContext, cs: CandidateSet) -> np.ndarray:
     """int64 [N]: the slot of the user's interest each candidate serves (serving.foryou.interests), -1 none."""
     from serving.foryou.interests import good_interest, projected_vectors, user_interests
@@ -153,19 +147,19 @@ def features(
     cols.append(((a.as_of - a.created_at[good]) / DAY).astype(np.float32))
     dom = a.domain[good]
     dshare = ctx.user_domain_share()[users]
-    ds = np.where(dom >= 0, _gather(dshare, row, np.maximum(dom, 0)), np.nan)
+    ds = np.where(dom >= 0, pair_values(dshare, row, np.maximum(dom, 0)), np.nan)
     cols.append(ds.astype(np.float32))
     cshare = ctx.user_cluster_share()[users]
-    cols.append(_gather(cshare, row, ctx.clusters()[good]))
+    cols.append(pair_values(cshare, row, ctx.clusters()[good]))
     # Followees who saved the good (ever, up to as_of).
     fol_saved = sp.csr_matrix(a.follows[users] @ a.saves)
-    cols.append(_gather(fol_saved, row, good))
+    cols.append(pair_values(fol_saved, row, good))
     # Collections holding the good that also hold one of the user's saves.
     if a.n_collections:
         touched = sp.csr_matrix(a.saves[users] @ a.contains.T)
         touched.data[:] = 1.0
         cooc = sp.csr_matrix(touched @ a.contains)
-        cols.append(_gather(cooc, row, good))
+        cols.append(pair_values(cooc, row, good))
     else:
         cols.append(np.zeros(n, np.float32))
     # CLIP: best cosine to one of the newest saves; cosine to the recency-weighted mean of the saves. One

@@ -70,3 +70,25 @@ def test_ivf_retrieval_excludes_too() -> None:
     cands, _ = retrieve(index, users, exclude, 10)
     assert all(u not in cands[u] for u in range(5))
     assert (cands >= 0).all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_exclusions_outside_the_index_change_nothing(kind: str) -> None:
+    """A search only returns indexed goods, so excluded goods the index lacks are dropped before the search
+    depth is set (GoodIndex.excluded_inside): the same lists as with only the indexed exclusions."""
+    rng = np.random.default_rng(3)
+    good_idx = np.sort(rng.choice(5000, 1200, replace=False))  # the index holds a quarter of the goods
+    vecs = rng.standard_normal((1200, 8)).astype(np.float32)
+    users = rng.standard_normal((40, 8)).astype(np.float32)
+    exclude = sp.csr_matrix(rng.random((40, 5000)) < 0.3)
+    index = build_index(vecs, good_idx, kind, nlist=16, nprobe=16)
+    inside = index.excluded_inside(exclude)
+    member = np.isin(np.arange(5000), good_idx)
+    assert (inside.toarray() == (exclude.toarray() & member)).all()
+    assert inside.nnz < exclude.nnz
+    # Built by hand, without excluded_inside's own arithmetic.
+    by_hand = sp.csr_matrix(exclude.toarray() & member)
+    assert np.array_equal(retrieve(index, users, exclude, 30)[0], retrieve(index, users, by_hand, 30)[0])
+    cands, _ = retrieve(index, users, exclude, 30)
+    assert (cands >= 0).all()
+    assert not any(exclude[u, g] for u in range(40) for g in cands[u])

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serving.foryou.context import DAY, ForYouContext
-from serving.foryou.sources.base import Candidates, DenseSource, Source, pair_values
+from serving.foryou.sources.base import Candidates, DenseSource, Source, pair_dots, pair_values
 
 # Features that do not depend on which sources run, in column order after the per-source ones.
 PAIR_FEATURES = (
@@ -182,7 +182,7 @@ def features(
     cols += [best, to_mean]
     if ctx.model is not None:
         mv = ctx.model
-        cols.append(np.einsum("nd,nd->n", mv.user_vecs[users][row], mv.good_vecs[good]).astype(np.float32))
+        cols.append(pair_dots(mv.user_vecs, users[row], mv.good_vecs, good))
     else:
         cols.append(np.full(n, np.nan, np.float32))
     cols.append(np.log1p(a.saves_per_user()[users][row]).astype(np.float32))

@@ -34,7 +34,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from serving.foryou.context import FactoredScores, ForYouContext
-from serving.foryou.sources.base import Candidates, DenseSource, csr_values, pairs_top_n, row_nth_largest
+from serving.foryou.sources.base import (
+    Candidates,
+    DenseSource,
+    csr_values,
+    pair_dots,
+    pairs_top_n,
+    row_nth_largest,
+)
 
 if TYPE_CHECKING:
     from serving.retrieval import GoodIndex
@@ -66,10 +73,7 @@ class FactoredBlock:
     def __getitem__(self, key: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         row, good = (np.asarray(k, dtype=np.int64) for k in key)
         out = csr_values(self.linear, row, good).astype(np.float32)
-        step = 65_536  # pairs per gather of [step, k] good vectors
-        for lo in range(0, len(row), step):
-            r, g = row[lo : lo + step], good[lo : lo + step]
-            out[lo : lo + step] += np.einsum("nk,nk->n", self.user_vecs[r], self.good_vecs[g])
+        out += pair_dots(self.user_vecs, row, self.good_vecs, good)
         return out
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:

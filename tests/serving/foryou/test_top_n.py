@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from serving.foryou.sources.base import sparse_top_n, top_n
+from serving.foryou.sources.base import csr_values, pair_dots, sparse_top_n, top_n
 
 
 def _ctx(pickable: np.ndarray, exclude: sp.csr_matrix) -> types.SimpleNamespace:
@@ -73,3 +73,39 @@ def test_sparse_top_n_is_top_n_of_the_block_made_dense(n: int) -> None:
     np.testing.assert_array_equal(got_g[:, :width], want_g)
     np.testing.assert_array_equal(got_s[:, :width], want_s)
     assert (got_g[:, width:] == -1).all()
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_pair_dots_are_the_per_pair_dot_products(grouped: bool) -> None:
+    """Runs of one row (candidates grouped by user) or rows in any order: each pair's dot product, in float32,
+    bit for bit as a gather per pair gives it."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((50, 24)).astype(np.float32)
+    b = rng.standard_normal((3000, 24)).astype(np.float32)
+    row = rng.integers(0, 50, 20_000)
+    row = np.sort(row) if grouped else row
+    col = rng.integers(0, 3000, 20_000)
+    want = np.einsum("nk,nk->n", a[row], b[col])
+    got = pair_dots(a, row, b, col)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got[:5], [float(a[r] @ b[c]) for r, c in zip(row[:5], col[:5], strict=True)], atol=1e-5)
+    assert len(pair_dots(a, row[:0], b, col[:0])) == 0
+
+
+def test_csr_values_reads_unsorted_products_once_sorted() -> None:
+    """A sparse product's indices come unsorted; pair_values sorts them first, and csr_values then returns each
+    pair's entry (0 where none), as scipy's own indexing does."""
+    from serving.foryou.sources.base import pair_values
+
+    rng = np.random.default_rng(5)
+    m = sp.csr_matrix(
+        sp.random(40, 300, density=0.2, random_state=1) @ sp.random(300, 2000, density=0.01, random_state=2)
+    )
+    assert not m.has_sorted_indices
+    row, col = rng.integers(0, 40, 5000), rng.integers(0, 2000, 5000)
+    want = np.asarray(m[row, col]).ravel().astype(np.float32)
+    np.testing.assert_array_equal(pair_values(m.copy(), row, col), want)
+    sorted_m = m.copy()
+    sorted_m.sort_indices()
+    np.testing.assert_array_equal(csr_values(sorted_m, row, col).astype(np.float32), want)

@@ -196,6 +196,30 @@ def test_candidates_assigned_from_projected_vectors_match_projecting_each() -> N
     assert projected_vectors(ctx) is pz
 
 
+def test_flat_pairs_grouped_by_user_get_the_slots_of_their_lists() -> None:
+    # The daily job's candidates come as flat (user, good) pairs grouped by user; they take one product per
+    # user (interests._assign_runs) and must get the slots that the same goods as each user's list get.
+    vecs, style, _ = catalogue()
+    rng = np.random.default_rng(2)
+    users = [
+        four_taste_user(style, {int(a): 10, int(b): 6}, seed=u) for u, (a, b) in enumerate(rng.integers(0, 6, (7, 2)))
+    ]
+    saves = saves_of(users, len(style))
+    ui = find_interests(saves, vecs, params=InterestParams(dim=8))
+    z = ui.project(vecs)
+    lists = rng.integers(-1, len(style), (8, 40))  # -1: padding; user 7 has no saves, so no interests
+    want = good_interest(ui, np.arange(8), lists, z, projected=True)
+    assert (want >= 0).any() and (want == -1).any() and (want[7] == -1).all()
+    flat = good_interest(ui, np.repeat(np.arange(8), 40), lists.ravel(), z, projected=True)
+    np.testing.assert_array_equal(flat, want.ravel())
+    # Users in no order (runs of one): the per-pair path, the same slots.
+    order = rng.permutation(8 * 40)
+    np.testing.assert_array_equal(
+        good_interest(ui, np.repeat(np.arange(8), 40)[order], lists.ravel()[order], z, projected=True),
+        want.ravel()[order],
+    )
+
+
 def test_quotas_give_every_interest_places_and_sum_to_n() -> None:
     q = quotas(np.array([[0.7, 0.2, 0.1, 0.0], [1.0, 0, 0, 0], [0, 0, 0, 0]]), 40)
     assert q[0].sum() == 40 and q[0, 3] == 0 and q[0, 2] >= 5

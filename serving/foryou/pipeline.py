@@ -8,7 +8,9 @@ as of the split time): the app builds the context and calls `for_you`.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,8 @@ POPULAR = PICK_SOURCES.index("popular")
 RERANK_POOL = 100
 # Reciprocal-rank fusion constant (Cormack et al. 2009).
 RRF_K = 60.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ def for_you(
         raise ValueError(f"foryou.workers must be at least 1, got {workers}")
     starts = list(range(0, n, batch))
     if workers > 1 and len(starts) > 1 and "fork" in mp.get_all_start_methods():
+        started = time.perf_counter()
         _fill(out, 0, _batch_lists(ctx, users[:batch], k, ranker, threads, sources))
+        log.info("for_you: first batch, with the context's views, %.1f s in one process", time.perf_counter() - started)
         global _FORKED
         _FORKED = (ctx, users, k, ranker, sources, batch)
         try:

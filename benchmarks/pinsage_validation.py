@@ -9,7 +9,9 @@ fitted as evaluate's pinsage row is (evaluation.models.graph_model: selection ru
 
     python benchmarks/pinsage_validation.py --url URL '{}' '{"spectral_dim": 64}' ...
 
-Ends with `key: value` lines: recall@20 and ndcg@20 per row, and the users evaluated.
+Ends with `key: value` lines: recall@20 and ndcg@20 per row, the users evaluated, and each PinSage row's
+paired recall@20 difference (95% bootstrap interval over the same users) with the first row and with GF-CF,
+so a setting's gain can be told from noise.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 from foryou_validation import truncate_at_test_split  # noqa: E402
 
+from evaluation.bootstrap import paired_difference  # noqa: E402
 from evaluation.evaluator import evaluate  # noqa: E402
 from evaluation.models import graph_filter, graph_model  # noqa: E402
 from evaluation.run import load_database  # noqa: E402
@@ -82,6 +85,12 @@ def main() -> None:
         figures[f"{label} ndcg@{K}"] = f"{row.metrics[f'ndcg@{K}']:.4f}"
         figures[f"{label} fit_s"] = row.fit_s
         print(label, row.details, file=sys.stderr)
+    ok = {row.name: row.per_user[f"recall@{K}"] for row in result.rows if not row.error}
+    for name, values in ok.items():
+        for other in ("pinsage_0", "gf_cf"):
+            if name.startswith("pinsage_") and name != other and other in ok:
+                d = paired_difference(values, ok[other])
+                figures[f"{name} - {other} recall@{K}"] = f"{d.point:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
     figures["eval_s"] = time.perf_counter() - t0
     report(figures)
 

@@ -73,7 +73,10 @@ class TrainConfig:
     # 1,500-user demo's validation window (seed 0) recall@20 0.0855 with it, 0.0219 without (GF-CF 0.0510).
     logq_correction: bool = True
     # PinSage-lite: width of the spectral input (a rank-k SVD of the degree-normalised save matrix, the one
-    # GF-CF filters, folded in per good through its savers; 0: none).
+    # GF-CF filters, folded in per good through its savers; 0: none). 0 kept on the full demo's validation
+    # window (677 users, one pinsage_validation.py run at bbbcef5, recall@20): 64 gave 0.0289 and 128 with
+    # embedding_dim 128 0.0297, against 0.0303 without (paired differences -0.0014 [-0.0096, +0.0065] and
+    # -0.0007 [-0.0090, +0.0072]; GF-CF 0.0295).
     spectral_dim: int = 0
     # LightGCN propagates the whole graph each step, so it wants much larger batches.
     lightgcn_batch_size: int = 8192
@@ -103,7 +106,9 @@ class TrainConfig:
     # PinSage-lite: goods with at least this many training saves get their own learned id embedding beside
     # the CLIP projection (the rest, and goods new since training, share the zero "unknown" row; 0: no ids).
     # 0 chosen on a 1,500-user demo's validation window (recall@20 over seeds 0 and 1: degree input alone
-    # 0.0227, with ids at 2 saves 0.0204, at 1, 3, 5 lower on seed 0): worth re-checking at full size.
+    # 0.0227, with ids at 2 saves 0.0204, at 1, 3, 5 lower on seed 0). Re-checked on the full demo's window
+    # (677 users, bbbcef5): ids at 2 saves with spectral_dim 64 0.0250 against 0.0303 without either
+    # (-0.0054 [-0.0147, +0.0025]).
     id_min_saves: int = 0
     # PinSage-lite: the good's popularity (log1p save count, and recency-weighted) as a learned input.
     degree_features: bool = True

@@ -60,11 +60,11 @@ def copy_database(url: str, name: str) -> str:
     """A copy of `url`'s database named `name` (replacing one of that name) on the same server."""
     info = psycopg.conninfo.conninfo_to_dict(url)
     source = str(info["dbname"])
+    copy = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
+    drop_database(copy)
     with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source)))
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
+    return copy
 
 
 def drop_database(url: str) -> None:

@@ -504,9 +504,11 @@ def good_interest(
     flat = goods.ndim == 1
     rows = rows_of(interests, users)
     if flat:
-        cut = np.flatnonzero(rows[1:] != rows[:-1]) + 1
-        if projected and len(cut) <= len(rows) // 16:
-            return _assign_runs(interests, rows, goods, vectors, cut)
+        from serving.foryou.sources.base import row_runs  # the sources import this module
+
+        runs = row_runs(rows) if projected else None
+        if runs is not None:
+            return _assign_runs(interests, rows, goods, vectors, runs)
         # One pair per row: [N, 1] lists.
         out = _assign_rows(interests, rows, goods[:, None], vectors, batch * 64, projected)
         return out[:, 0]
@@ -514,15 +516,14 @@ def good_interest(
 
 
 def _assign_runs(
-    interests: UserInterests, rows: np.ndarray, goods: np.ndarray, z_all: np.ndarray, cut: np.ndarray
+    interests: UserInterests, rows: np.ndarray, goods: np.ndarray, z_all: np.ndarray, runs: list[tuple[int, int]]
 ) -> np.ndarray:
     """`assign` of flat pairs in runs of one user row (a batch's candidates come grouped by user), with vectors
     already projected: one [m, p] x [K, p] product per run, where `assign` gathers the user's K centres for
     every pair (~6x the pair's own vector). The same slots (the same float32 sums)."""
     out = np.full(len(rows), NO_INTEREST, dtype=np.int64)
-    starts = np.concatenate([[0], cut]).astype(np.int64)
-    for lo, hi in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)], strict=True):
-        r = int(rows[lo]) if hi > lo else -1
+    for lo, hi in runs:
+        r = int(rows[lo])
         if r < 0:
             continue
         ir = interests.row[r]

@@ -176,6 +176,18 @@ def pairs_top_n(row: np.ndarray, col: np.ndarray, val: np.ndarray, b: int, n: in
     return goods, out
 
 
+def row_runs(row: np.ndarray) -> list[tuple[int, int]] | None:
+    """(start, end) of each run of equal values in `row`, or None when the runs are mostly of one (more than
+    len(row) / 16 of them): a per-pair path is then cheaper than a product per run."""
+    if not len(row):
+        return []
+    cut = np.flatnonzero(row[1:] != row[:-1]) + 1
+    if len(cut) > len(row) // 16:
+        return None
+    starts = [0, *cut.tolist()]
+    return list(zip(starts, [*starts[1:], len(row)], strict=True))
+
+
 def pair_dots(a: np.ndarray, row: np.ndarray, b: np.ndarray, col: np.ndarray) -> np.ndarray:
     """float32 [N]: ``a[row[i]] . b[col[i]]`` for pairs (a [R, k], b [C, k]). Pairs grouped by row (candidates
     come so) take one product per run of equal rows, with a's row read once: gathering a's row per pair as well
@@ -183,16 +195,14 @@ def pair_dots(a: np.ndarray, row: np.ndarray, b: np.ndarray, col: np.ndarray) ->
     order)."""
     row, col = np.asarray(row, dtype=np.int64), np.asarray(col, dtype=np.int64)
     out = np.empty(len(row), np.float32)
-    cut = np.flatnonzero(row[1:] != row[:-1]) + 1
-    if len(cut) > len(row) // 16:  # mostly runs of one: a gather per pair, in chunks of [step, k]
+    runs = row_runs(row)
+    if runs is None:  # a gather per pair, in chunks of [step, k]
         step = 65_536
         for lo in range(0, len(row), step):
             out[lo : lo + step] = np.einsum("nk,nk->n", a[row[lo : lo + step]], b[col[lo : lo + step]])
         return out
-    starts = np.concatenate([[0], cut]).tolist()
-    for lo, hi in zip(starts, [*starts[1:], len(row)], strict=True):
-        if hi > lo:
-            out[lo:hi] = np.einsum("nk,k->n", b[col[lo:hi]], a[row[lo]])
+    for lo, hi in runs:
+        out[lo:hi] = np.einsum("nk,k->n", b[col[lo:hi]], a[row[lo]])
     return out
 
 

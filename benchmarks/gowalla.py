@@ -301,7 +301,7 @@ def filter_rows(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-s", type=float, default=600.0, help="training budget of lightgcn and baseline")
+    parser.add_argument("--budget-s", type=float, default=900.0, help="training budget of lightgcn and baseline")
     parser.add_argument("--select", action="store_true", help="validation figures only (never reads test.txt)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-lightgcn", action="store_true")

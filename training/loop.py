@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
@@ -23,6 +24,9 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 StepLoss = Callable[[int, int], tuple[Tensor, float]]
+
+# How many of the latest steps the time budget looks at to judge how long the next one will take.
+_RECENT_STEPS = 8
 
 
 class NonFiniteError(FloatingPointError):
@@ -40,8 +44,10 @@ class NonFiniteError(FloatingPointError):
 class Schedule:
     """How long to train: `steps_per_epoch` steps per epoch, up to `max_epochs`; stop after `patience`
     validations without gain (validating every `validate_every` epochs and at the end of the time budget),
-    or once `time_budget_s` of wall time (counted from the loop's `start`) has passed, checked after each step,
-    or after `max_steps` steps in all (None: no limit), which also ends with a validation.
+    or before a step that would end past `time_budget_s` of wall time (counted from the loop's `start`), or
+    after `max_steps` steps in all (None: no limit), which also ends with a validation. The budget is judged
+    after each step: the next step is taken to last as long as the slowest of the last few, and the closing
+    validation as long as the last one, so a fit ends inside its budget unless a step suddenly slows down.
     """
 
     max_epochs: int
@@ -126,12 +132,15 @@ def train_loop(
     out_of_time = False
     out_of_steps = False
     steps_done = 0
+    recent_steps: deque[float] = deque(maxlen=_RECENT_STEPS)
+    last_validation_s = 0.0
     bar = tqdm(total=s.max_epochs * s.steps_per_epoch, desc=name, disable=not progress, unit="step")
     try:
         for epoch in range(1, s.max_epochs + 1):
             model.train()
             total, weight = 0.0, 0.0
             for step in range(s.steps_per_epoch):
+                step_start = time.perf_counter()
                 loss, w = step_loss(epoch, step)
                 where = f"at epoch {epoch} step {step}; keeping the last good state, nothing saved"
                 if not torch.isfinite(loss):
@@ -154,7 +163,10 @@ def train_loop(
                 bar.set_postfix(
                     epoch=epoch, loss=f"{float(loss.detach()):.4f}", val="-" if best is None else f"{best:.4f}"
                 )
-                if s.time_budget_s is not None and time.perf_counter() - start > s.time_budget_s:
+                now = time.perf_counter()
+                recent_steps.append(now - step_start)
+                closing = last_validation_s if validate is not None else 0.0
+                if s.time_budget_s is not None and now - start + max(recent_steps) + closing > s.time_budget_s:
                     out_of_time = True
                     break
                 if s.max_steps is not None and steps_done >= s.max_steps:
@@ -165,8 +177,10 @@ def train_loop(
                 result.best_state = copy.deepcopy(model.state_dict())
             elif epoch % s.validate_every == 0 or out_of_time or out_of_steps:
                 model.eval()
+                validation_start = time.perf_counter()
                 with torch.no_grad():
                     val = float(validate())
+                last_validation_s = time.perf_counter() - validation_start
                 record["val"] = val
                 if result.best_val is None or val > result.best_val:
                     result.best_val, result.best_epoch, stale = val, epoch, 0

@@ -58,11 +58,46 @@ def counting(step: StepLoss) -> tuple[StepLoss, list[int]]:
     return counted, calls
 
 
-def test_the_time_budget_ends_training_after_the_step_that_crossed_it() -> None:
+def test_a_budget_shorter_than_one_step_still_runs_and_validates_one() -> None:
     model, opt, step = quadratic()
     counted, calls = counting(step)
     result = train_loop("toy", model, opt, counted, Schedule(10, 100, 3, time_budget_s=0.0), validate=lambda: 1.0)
     assert len(calls) == 1 and len(result.history) == 1 and result.history[0]["val"] == 1.0
+
+
+class FakeClock:
+    """A perf_counter that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_time_budget_stops_before_a_step_and_closing_validation_that_would_cross_it(monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("training.loop.time.perf_counter", clock)
+    model, opt, step = quadratic()
+    seconds = iter([5.0] + [1.0] * 100)  # a slow first step, then 1 s steps
+
+    def timed(epoch: int, s: int) -> tuple[torch.Tensor, float]:
+        clock.now += next(seconds)
+        return step(epoch, s)
+
+    def validate() -> float:
+        clock.now += 2.0
+        return 1.0
+
+    counted, calls = counting(timed)
+    result = train_loop("toy", model, opt, counted, Schedule(10, 6, 3, time_budget_s=20.0), validate=validate)
+    # Epoch 1: steps of 5+1+1+1+1+1 s and a 2 s validation end at 12 s. In epoch 2 the slowest recent step (the
+    # 5 s first one, still among the last 8) and the 2 s closing validation still fit after its 1st step
+    # (13+5+2 = 20) but not after its 2nd (14+5+2 = 21): it stops there and validates, ending at 16 s, where
+    # checking only whether the budget had passed would have gone on to 21 s and validated to 23 s.
+    assert calls == [0, 1, 2, 3, 4, 5, 0, 1]
+    assert [h["seconds"] for h in result.history] == [12.0, 16.0]
+    assert result.history[-1]["val"] == 1.0 and result.history[-1]["seconds"] <= 20.0
 
 
 def test_max_steps_ends_training_inside_an_epoch_with_a_validation() -> None:

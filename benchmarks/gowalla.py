@@ -86,7 +86,7 @@ CHEBYCF: dict[str, float | int] = {
 BSPM = {"k": 448, "idl_beta": 0.2, "t_sharpen": 2.5, "sharpen_steps": 1}
 # The validation grid: every (order, flatness, ideal_weight) at ideal_k 512, ideal_k 256 and no ideal pass at
 # two flatnesses, each at three degree powers; one row with a longer-iterated SVD (ideal_k "512*": 12 power
-# steps instead of 6).
+# steps instead of 6); wider ideal passes (768, 1024) around the best settings at 512.
 VAL_FILTER_USERS = 8000
 DEGREE_POWERS = (0.3, 0.4, 0.5)
 FILTER_GRID: list[tuple[int, float, int | str, float]] = [
@@ -94,7 +94,10 @@ FILTER_GRID: list[tuple[int, float, int | str, float]] = [
     *itertools.product((8,), (1.5, 2.0), (256,), (0.1, 0.2, 0.3)),
     *itertools.product((8,), (1.5, 2.0), (0,), (0.0,)),
     (8, 1.5, "512*", 0.2),
+    *itertools.product((8, 10), (1.5, 2.0, 3.0), (768, 1024), (0.2, 0.3)),
 ]
+# ideal_k values above the shared basis's 512: each gets a randomized SVD of its own, as chebycf computes it.
+WIDE_IDEALS = sorted({k for *_, k, _ in FILTER_GRID if isinstance(k, int) and k > 512})
 # The main model (gowalla_*): whichever of these scored higher on the validation split in --select.
 MAIN = "filter"
 
@@ -214,6 +217,10 @@ def select_filters(fit: sp.csr_matrix, val: sp.csr_matrix) -> dict[str, float | 
     ideals = {"512": basis.vt, "256": basis.vt[:256], "0": basis.vt[:0]}
     if precise is not None:
         ideals["512*"] = precise.vt
+    for k in WIDE_IDEALS:
+        wide = filter_basis(fit, k, svd="randomized")
+        print(f"val randomized svd k={k}: {wide.seconds:.0f} s")
+        ideals[str(k)] = wide.vt
     results = []
     for power in DEGREE_POWERS:
         t = time.perf_counter()

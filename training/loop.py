@@ -165,8 +165,9 @@ def train_loop(
                 )
                 now = time.perf_counter()
                 recent_steps.append(now - step_start)
-                closing = last_validation_s if validate is not None else 0.0
-                if s.time_budget_s is not None and now - start + max(recent_steps) + closing > s.time_budget_s:
+                # last_validation_s stays 0 without validation: then nothing closes the fit.
+                ahead = max(recent_steps) + last_validation_s
+                if s.time_budget_s is not None and now - start + ahead > s.time_budget_s:
                     out_of_time = True
                     break
                 if s.max_steps is not None and steps_done >= s.max_steps:

@@ -75,7 +75,7 @@ class FakeClock:
         return self.now
 
 
-def test_the_time_budget_stops_before_a_step_and_closing_validation_that_would_cross_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_budget_stops_before_a_step_and_validation_that_would_cross_it(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr("training.loop.time.perf_counter", clock)
     model, opt, step = quadratic()

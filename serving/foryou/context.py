@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -64,6 +65,10 @@ class ForYouContext:
     sequence: ScoreFn | None = None
     interests: Any = None  # serving.foryou.interests.UserInterests, or None
     cache: dict[str, Any] = field(default_factory=dict)
+    # One lock per memo key: the first batch builds views on several threads (features.candidate_batch), and
+    # a view two sources need is still built once; the other waits for it.
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False, compare=False)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -93,8 +98,13 @@ class ForYouContext:
     # --- shared, memoised views of the arrays ---------------------------------------------------------
 
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
-        if key not in self.cache:
-            self.cache[key] = make()
+        if key in self.cache:
+            return self.cache[key]
+        with self._locks_guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self.cache:
+                self.cache[key] = make()
         return self.cache[key]
 
     def recency_weights(self) -> sp.csr_matrix:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from graphrec.core.threads import set_library_threads
 from serving.foryou.calibrate import final_list
 from serving.foryou.context import DAY, ForYouContext, ScoreFn
 from serving.foryou.features import CandidateSet, candidate_batch
@@ -78,7 +79,8 @@ def for_you(
     """The top `k` For You picks of `users` (user_idx) as of ctx.arrays.as_of.
 
     workers: processes the batches are split over (default cfg.workers). Above 1, the first batch runs here
-    (it builds the context's memoised views: interests, clusters, indexes), then the rest are handed out
+    (it builds the context's memoised views: interests, clusters, indexes; its sources on threads of their
+    own, so the views build side by side), then the rest are handed out
     to forked workers that inherit the context, each with one thread for BLAS, torch,
     FAISS and the ranker; the lists are the same as in one process (tests/serving/foryou/test_workers.py)."""
     cfg = ctx.cfg
@@ -96,7 +98,7 @@ def for_you(
     starts = list(range(0, n, batch))
     if workers > 1 and len(starts) > 1 and "fork" in mp.get_all_start_methods():
         started = time.perf_counter()
-        _fill(out, 0, _batch_lists(ctx, users[:batch], k, ranker, threads, sources))
+        _fill(out, 0, _batch_lists(ctx, users[:batch], k, ranker, threads, sources, parallel=True))
         log.info("for_you: first batch, with the context's views, %.1f s in one process", time.perf_counter() - started)
         global _FORKED
         _FORKED = (ctx, users, k, ranker, sources, batch)
@@ -122,15 +124,7 @@ _FORKED: tuple[Any, ...] | None = None
 
 def _one_thread() -> None:
     """A worker's libraries on one thread each: two workers on two cores, not two thread pools each."""
-    import sys
-
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    for name, setter in (("torch", "set_num_threads"), ("faiss", "omp_set_num_threads")):
-        module = sys.modules.get(name)
-        if module is not None:
-            getattr(module, setter)(1)
+    set_library_threads(1)
 
 
 def _batch_at(start: int) -> tuple[int, ForYouLists]:
@@ -158,12 +152,18 @@ def _fill(out: ForYouLists, start: int, part: ForYouLists) -> None:
 
 
 def _batch_lists(
-    ctx: ForYouContext, chunk: np.ndarray, k: int, ranker: Ranker | None, threads: int, sources: list[Any]
+    ctx: ForYouContext,
+    chunk: np.ndarray,
+    k: int,
+    ranker: Ranker | None,
+    threads: int,
+    sources: list[Any],
+    parallel: bool = False,
 ) -> ForYouLists:
-    """One batch's lists, before the popularity top-up."""
+    """One batch's lists, before the popularity top-up (parallel: see features.candidate_batch)."""
     a = ctx.arrays
     out = _empty_lists(chunk, k)
-    cs, x = candidate_batch(ctx, chunk, sources, ctx.cfg.per_source)
+    cs, x = candidate_batch(ctx, chunk, sources, ctx.cfg.per_source, parallel=parallel)
     score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
     src, via = _best_source(cs)
     b = len(chunk)

@@ -217,6 +217,8 @@ def find_interests(
     domain: np.ndarray | None = None,
     params: InterestParams | None = None,
     batch_rows: int = 1 << 17,
+    block_saves: int = 1 << 18,
+    threads: int = 1,
 ) -> UserInterests:
     """Find the interests of `users` (default: every row of `saves`).
 
@@ -224,7 +226,9 @@ def find_interests(
     pattern holding each save's time, or None (then the newest saves are unknown and every save weighs the
     same). now: the time recency is measured from (default: the newest save time). vectors: float [G, d] good
     vectors (CLIP content, or a model's good embeddings); goods whose vector is all zero are skipped.
-    domain: int64 [G] domain_idx per good (-1 unknown), for the interests' domains.
+    domain: int64 [G] domain_idx per good (-1 unknown), for the interests' domains. block_saves: about how
+    many padded saves one clustering block holds; threads: the blocks are clustered on this many threads (the
+    interests are the same bit for bit).
     """
     p = params or InterestParams()
     if p.max_interests < 1:
@@ -296,15 +300,28 @@ def find_interests(
     counts = np.bincount(s_user, minlength=n)
     starts = np.concatenate([[0], np.cumsum(counts)])
     length = np.where(counts > 0, 2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64), 0)
+    blocks = []
     for L in np.unique(length[length > 0]).tolist():
         bucket = np.flatnonzero(length == L)
-        step = max(1, (1 << 18) // L)  # about 2^18 padded saves per block
-        for lo in range(0, len(bucket), step):
-            us = bucket[lo : lo + step]
-            valid = np.arange(L)[None, :] < counts[us][:, None]
-            idx = np.where(valid, starts[us][:, None] + np.arange(L)[None, :], 0)
-            xb = x[idx] * valid[..., None]
-            assign[idx[valid]] = _cluster_padded(xb, valid, K2, p.threshold, p.merge, p.iters)[valid]
+        step = max(1, block_saves // L)
+        blocks += [(L, bucket[lo : lo + step]) for lo in range(0, len(bucket), step)]
+
+    def cluster_block(block: tuple[int, np.ndarray]) -> None:
+        L, us = block
+        valid = np.arange(L)[None, :] < counts[us][:, None]
+        idx = np.where(valid, starts[us][:, None] + np.arange(L)[None, :], 0)
+        xb = x[idx] * valid[..., None]
+        assign[idx[valid]] = _cluster_padded(xb, valid, K2, p.threshold, p.merge, p.iters)[valid]
+
+    # The blocks are fixed by the data and each writes its own saves' slots, so threads change no bit.
+    if threads > 1 and len(blocks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(cluster_block, blocks))
+    else:
+        for block in blocks:
+            cluster_block(block)
 
     # Noise clusters: too small both in saves and in share of the user's saves. A user whose every cluster is
     # small (a handful of scattered saves) keeps them all. Beyond the K heaviest, clusters are noise too.
@@ -598,7 +615,14 @@ def user_interests(ctx: ForYouContext) -> UserInterests:
         )
         users = np.flatnonzero(np.diff(a.saves.indptr) > 0).astype(np.int64)
         return find_interests(
-            a.saves, interest_vectors(ctx), users, save_time=a.save_time, now=a.as_of, domain=a.domain, params=params
+            a.saves,
+            interest_vectors(ctx),
+            users,
+            save_time=a.save_time,
+            now=a.as_of,
+            domain=a.domain,
+            params=params,
+            threads=max(1, cfg.workers),  # as many as the run has worker processes: its cores
         )
 
     result: UserInterests = ctx.memo("interests", make)

@@ -158,6 +158,19 @@ def test_interests_and_labels_are_deterministic_and_readable() -> None:
     np.testing.assert_array_equal(c.medoid[c.row[r, 0]], a.medoid[a.row[:, 0]])
 
 
+def test_blocks_on_threads_give_the_interests_of_one_thread() -> None:
+    vecs, style, domain = catalogue()
+    rng = np.random.default_rng(3)
+    tastes = [{int(s): int(rng.integers(2, 12)) for s in rng.choice(STYLES, 3)} for _ in range(90)]
+    users = [four_taste_user(style, counts, i) for i, counts in enumerate(tastes)]
+    saves = saves_of(users, len(style))
+    # Blocks of about 64 padded saves: a few users each, in several length buckets.
+    one, many = (find_interests(saves, vecs, domain=domain, block_saves=64, threads=t) for t in (1, 3))
+    assert len(one.owner) > 90
+    for name in ("row", "weight", "owner", "size", "medoid", "centroid", "save_interest", "centre_z"):
+        np.testing.assert_array_equal(getattr(many, name), getattr(one, name), err_msg=name)
+
+
 def test_candidates_are_assigned_to_the_nearest_interest() -> None:
     vecs, style, _ = catalogue()
     saves = saves_of([four_taste_user(style, PLANTED)], len(style))

@@ -153,6 +153,8 @@ def daily(scale: str, env: dict[str, str]) -> dict[str, float | str]:
             out[f"daily_{scale}_stage_{rec['stage']}_s"] = round(rec["seconds"], 2)
             out[f"daily_{scale}_stage_{rec['stage']}_peak_mb"] = rec["peak_mb"]
             peak = max(peak, float(rec["peak_mb"]))
+        if "for_you_first_batch_s" in rec:  # the batch that builds For You's views, before the workers fork
+            out[f"daily_{scale}_for_you_first_batch_s"] = rec["for_you_first_batch_s"]
         if rec.get("summary") == "recommend":
             out[f"daily_{scale}_run_id"] = rec["run_id"]
             for key in ("users_served", "picks", "fallback_picks", "users_short", "coverage"):

@@ -99,7 +99,12 @@ def for_you(
     if workers > 1 and len(starts) > 1 and "fork" in mp.get_all_start_methods():
         started = time.perf_counter()
         _fill(out, 0, _batch_lists(ctx, users[:batch], k, ranker, threads, sources, parallel=True))
-        log.info("for_you: first batch, with the context's views, %.1f s in one process", time.perf_counter() - started)
+        first_s = round(time.perf_counter() - started, 2)
+        log.info(
+            "for_you: first batch, with the context's views, %.1f s in one process",
+            first_s,
+            extra={"for_you_first_batch_s": first_s},
+        )
         global _FORKED
         _FORKED = (ctx, users, k, ranker, sources, batch)
         try:

@@ -43,6 +43,23 @@ def test_coefficients_interpolate_the_plateau_at_the_chebyshev_nodes(order: int,
     np.testing.assert_allclose(chebyshev.chebval(nodes, c), plateau(order, flatness), atol=1e-12)
 
 
+# Printed by the reference code (chanwoo0806/ChebyCF 6961667, src/module.py ChebyFilter: plateau() and
+# fit()'s coeffs, torch float32). The test above reuses plateau(); these pin its points too: the reference takes
+# the target at the Chebyshev extrema and pairs it with the nodes, and interpolating at the nodes themselves
+# would move them by 0.03-0.09.
+REFERENCE_COEFFICIENTS = {
+    (8, 1.5): [0.5, -0.492679, 0.0, -0.032332, 0.0, 0.021115, 0.0, -0.001107, 0.0],
+    (10, 2.0): [0.5, -0.458272, 0.0, -0.071947, 0.0, 0.024616, 0.0, -0.000774, 0.0, 0.003082, 0.0],
+    (4, 3.0): [0.5, -0.463653, 0.0, -0.100444, 0.0],
+}
+
+
+@pytest.mark.parametrize(("order", "flatness"), sorted(REFERENCE_COEFFICIENTS))
+def test_coefficients_are_the_reference_codes(order: int, flatness: float) -> None:
+    want = REFERENCE_COEFFICIENTS[order, flatness]
+    np.testing.assert_allclose(cheby_coefficients(order, flatness), want, atol=2e-6)
+
+
 def test_plateau_keeps_low_frequencies_and_drops_high_ones() -> None:
     target = plateau(8, 1.5)
     assert target[0] == 1.0 and target[-1] == 0.0  # x = -1 (P's eigenvalue 1) kept, x = 1 dropped

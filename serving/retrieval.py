@@ -1,12 +1,16 @@
 """Candidate retrieval with FAISS: the goods with the largest inner product with a user's vector.
 
-Three kinds, all inner product:
+Four kinds, all inner product:
 - "flat" (default): FAISS `IndexFlatIP`, exact inner product.
 - "exact": blocked BLAS matrix products with the excluded goods masked out, then a partial sort. Same answer
   as "flat" and needs no extra search depth for users with many excluded goods; which is faster depends on
   the machine (2.2 s vs 5.9 s for FAISS under heavy load; 4.2 s vs 2.6 s for FAISS on a quieter run, 3,000
   users x 100,000 goods at k=200), so it stays a config switch.
 - "ivf": FAISS `IndexIVFFlat` for larger catalogs, approximate; `index_recall` measures it against exact.
+- "ivf_fp16": the same lists with the vectors stored as float16 (`IndexIVFScalarQuantizer`, QT_fp16): a list
+  scan reads half the bytes, and a search is bound by those reads (on 90,752 demo CLIP vectors, 1,024 lists,
+  32 probed, k=200, one thread: 0.57 -> 0.37 ms a query, recall@200 against exact 0.9999 -> 0.9998). Its
+  scores are the float16 vectors' inner products (about 1e-4 from the float32 ones on unit CLIP vectors).
 FAISS searches remove excluded goods (a user's saves, collections, recent picks) after the search, which asks
 for enough extra neighbours per user to still return `n_candidates` when every excluded good ranks on top.
 """
@@ -23,7 +27,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-INDEX_KINDS = ("exact", "flat", "ivf")
+INDEX_KINDS = ("exact", "flat", "ivf", "ivf_fp16")
 # Scores computed at once by the exact search: users per block x goods.
 BLOCK_SCORES = 2**25
 
@@ -32,7 +36,7 @@ BLOCK_SCORES = 2**25
 class GoodIndex:
     """Good vectors to search; `good_idx[row]` is the serving good_idx of row `row`.
 
-    `index` is the FAISS index ("flat", "ivf"), or None for "exact", which searches `vecs` directly."""
+    `index` is the FAISS index ("flat", "ivf", "ivf_fp16"), or None for "exact", which searches `vecs` directly."""
 
     index: faiss.Index | None
     vecs: np.ndarray  # float32 [n, d]
@@ -87,7 +91,13 @@ def build_index(
         # FAISS wants about 39 training points per list; fewer lists on small catalogs.
         nlist = max(1, min(nlist, n // 39))
         quantizer = faiss.IndexFlatIP(d)
-        ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = (
+            faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            if kind == "ivf"
+            else faiss.IndexIVFScalarQuantizer(
+                quantizer, d, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
+        )
         rng = np.random.default_rng(seed)
         # 64 points per list train the centroids well enough and keep k-means cheap on large catalogs.
         sample = vecs[rng.choice(n, size=64 * nlist, replace=False)] if n > 64 * nlist else vecs
@@ -195,10 +205,12 @@ def index_recall(
     nlist: int,
     nprobe: int,
     seed: int = 0,
+    kind: str = "ivf",
 ) -> float:
-    """Mean recall@k of the IVF index against exact inner-product search, over the query vectors."""
+    """Mean recall@k of an IVF index (`kind` "ivf" or "ivf_fp16") against exact inner-product search, over the
+    query vectors."""
     ids = np.arange(len(good_vecs), dtype=np.int64)
     truth, _ = retrieve(build_index(good_vecs, ids, "exact"), queries, None, k)
-    got, _ = retrieve(build_index(good_vecs, ids, "ivf", nlist=nlist, nprobe=nprobe, seed=seed), queries, None, k)
+    got, _ = retrieve(build_index(good_vecs, ids, kind, nlist=nlist, nprobe=nprobe, seed=seed), queries, None, k)
     hits = [len(np.intersect1d(t[t >= 0], g[g >= 0])) for t, g in zip(truth, got, strict=True)]
     return float(np.mean(hits) / k) if len(hits) else float("nan")

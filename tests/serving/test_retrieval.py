@@ -36,15 +36,33 @@ def test_exact_retrieval_is_brute_force_top_without_excluded(
         assert (np.diff(scores[u][: len(got)]) <= 1e-6).all(), "best first"
 
 
-def test_ivf_recall_against_exact() -> None:
+@pytest.mark.parametrize("kind", ["ivf", "ivf_fp16"])
+def test_ivf_recall_against_exact(kind: str) -> None:
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((20, 16))
     goods = (centers[rng.integers(0, 20, 5000)] + 0.3 * rng.standard_normal((5000, 16))).astype(np.float32)
     queries = (centers[rng.integers(0, 20, 200)] + 0.3 * rng.standard_normal((200, 16))).astype(np.float32)
-    # Probing every list is exhaustive: recall 1. Probing a few is approximate but still finds most.
-    assert index_recall(goods, queries, k=20, nlist=64, nprobe=64) == pytest.approx(1.0)
-    few = index_recall(goods, queries, k=20, nlist=64, nprobe=4)
+    # Probing every list is exhaustive: recall 1 (float16 vectors: all but near-ties). Probing a few is
+    # approximate but still finds most.
+    everything = index_recall(goods, queries, k=20, nlist=64, nprobe=64, kind=kind)
+    assert everything == pytest.approx(1.0) if kind == "ivf" else 0.995 <= everything <= 1.0
+    few = index_recall(goods, queries, k=20, nlist=64, nprobe=4, kind=kind)
     assert 0.5 < few < 1.0 + 1e-9
+
+
+def test_ivf_fp16_scores_are_within_float16_rounding_of_the_inner_products() -> None:
+    rng = np.random.default_rng(4)
+    vecs = rng.standard_normal((4000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    users = vecs[rng.choice(4000, 50, replace=False)]
+    cands, scores = retrieve(build_index(vecs, np.arange(4000) + 7, "ivf_fp16", nlist=16, nprobe=16), users, None, 30)
+    assert (cands >= 7).all()
+    exact = np.einsum("nd,nkd->nk", users, vecs[cands - 7])
+    # float16 keeps ~11 bits: unit vectors' products move by a few 1e-4 at most, and never by 1e-5 or less
+    # everywhere (the index does store float16, not the float32 vectors).
+    gap = np.abs(scores - exact)
+    assert gap.max() < 2e-3 and gap.mean() > 1e-6
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
 
 
 def test_exact_and_flat_agree_with_ties() -> None:
@@ -72,7 +90,7 @@ def test_ivf_retrieval_excludes_too() -> None:
     assert (cands >= 0).all()
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf_fp16"])
 def test_exclusions_outside_the_index_change_nothing(kind: str) -> None:
     """A search only returns indexed goods, so excluded goods the index lacks are dropped before the search
     depth is set (GoodIndex.excluded_inside): the same lists as with only the indexed exclusions."""

@@ -141,7 +141,7 @@ def test_trending_scores_are_velocity_times_the_users_cluster_and_domain_shares(
     np.testing.assert_array_equal(block[rows, goods], got[rows, goods])
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf"])
+@pytest.mark.parametrize("kind", ["exact", "ivf", "ivf_fp16"])
 def test_fresh_through_the_pools_index_finds_the_exact_lists(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import serving.foryou.sources.fresh as fresh
 

@@ -11,7 +11,8 @@ _OWN_COUNTS = (("torch", "get_num_threads", "set_num_threads"), ("faiss", "omp_g
 
 
 def set_library_threads(n: int) -> None:
-    """Every numeric library on `n` threads from now on (a forked worker's setting)."""
+    """Every numeric library on `n` threads from now on: a forked For You worker takes 1, so two workers on two
+    cores run two threads, not two thread pools each."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)

@@ -111,7 +111,9 @@ def for_you(
             # Batches handed out two at a time as workers free up: a share of heavy users does not leave one
             # worker running alone at the end. Each batch's lists go to its own rows, so the order they come
             # back in changes nothing.
-            with mp.get_context("fork").Pool(min(workers, len(starts) - 1), initializer=_one_thread) as pool:
+            with mp.get_context("fork").Pool(
+                min(workers, len(starts) - 1), initializer=set_library_threads, initargs=(1,)
+            ) as pool:
                 for start, part in pool.imap_unordered(_batch_at, starts[1:], chunksize=2):
                     _fill(out, start, part)
         finally:
@@ -125,11 +127,6 @@ def for_you(
 
 # What forked workers read (set by for_you just before it forks; they inherit it).
 _FORKED: tuple[Any, ...] | None = None
-
-
-def _one_thread() -> None:
-    """A worker's libraries on one thread each: two workers on two cores, not two thread pools each."""
-    set_library_threads(1)
 
 
 def _batch_at(start: int) -> tuple[int, ForYouLists]:

@@ -104,7 +104,8 @@ def randomized_vt(
     Memory is O((U + G) (k + oversample)); only products with ``norm`` and its transpose touch the matrix.
     Exact (up to rounding) when ``k + oversample`` reaches the rank. When the users are the smaller side and a
     [G, k + oversample] float64 block would pass ``block_bytes``, the goods side is worked through in row
-    blocks (:func:`_lean_randomized_vt`: the same method, float32 V^T, about a third of the memory).
+    blocks (:func:`_lean_randomized_vt`: the same method from a start drawn on the users' side, float32 V^T,
+    about a third of the memory).
     """
     norm = sp.csr_matrix(norm, dtype=np.float64)
     width = min(k + oversample, min(norm.shape))
@@ -134,19 +135,19 @@ def _lean_randomized_vt(
     """randomized_vt's user-space iteration for U <= G without a whole [G, width] block: every product with
     the goods side goes through ``step`` rows of R~^T at a time (A A^T q as a sum over good blocks, summed in
     two fixed halves on two threads: scipy's sparse products hold one core and release the GIL), the Gram
-    matrix of b = A^T q as q^T (A A^T q) ([U, width] products, not [G, width] ones), and V^T = (b z / sigma)^T =
-    (A^T (q z / sigma))^T written block by block into float32 [k, G]. The random start is drawn in the same
-    order as randomized_vt's, so only rounding differs."""
+    matrix of b = A^T q as q^T (A A^T q) ([U, width] products, not [G, width] ones), and V = A^T (q z / sigma)
+    written block by block into float32 [G, k], returned as its transpose's view (V^T [k, G], not contiguous:
+    filter_basis' [G, k] layouts then need no transposed copy, 1.5-3 s each at 10x).
+
+    The start is A A^T g for a Gaussian g [U, width], where randomized_vt's is A omega for omega [G, width]:
+    at 10x (1M goods, width 384) drawing omega took 6-9 s, one more A A^T product takes 1.7 s. The start's
+    columns then weigh the left singular vectors by sigma^2 instead of sigma, one half power step more, so the
+    basis is at least as accurate (tests/training/test_graph_filter_chebycf.py); it is not randomized_vt's
+    whole-block basis to rounding."""
     norm_t = norm.T.tocsr()  # [G, U]
     n_goods = norm_t.shape[0]
     blocks = [(lo, min(lo + step, n_goods)) for lo in range(0, n_goods, step)]
     halves = [blocks[: (len(blocks) + 1) // 2], blocks[(len(blocks) + 1) // 2 :]]
-    rng = np.random.default_rng(seed)
-    start = np.zeros((norm.shape[0], width))
-    for lo, hi in blocks:  # A @ omega, omega [G, width] drawn block by block (row-major: the same stream)
-        start += norm_t[lo:hi].T @ rng.standard_normal((hi - lo, width))
-    q = np.linalg.qr(start)[0]
-    del start
 
     def aat(q: np.ndarray) -> np.ndarray:
         def half(part: list[tuple[int, int]]) -> np.ndarray:
@@ -160,6 +161,7 @@ def _lean_randomized_vt(
             first, second = pool.map(half, halves)
         return first + second  # in this order whatever the threads: the same rounding on any machine
 
+    q = np.linalg.qr(aat(np.random.default_rng(seed).standard_normal((norm.shape[0], width))))[0]
     # Between power steps an LU factor keeps the block well scaled at a quarter of QR's flops (as scikit-learn's
     # randomized_range_finder does); the range, and so the basis, is the same up to rounding. The last is QR.
     for i in range(n_iter):
@@ -171,10 +173,10 @@ def _lean_randomized_vt(
     order = np.argsort(evals)[::-1][:k]
     sigma = np.sqrt(np.clip(evals[order], 0.0, None))
     qz = q @ (z[:, order] / np.where(sigma > 0, sigma, 1.0))
-    vt = np.empty((len(order), n_goods), np.float32)
+    v = np.empty((n_goods, len(order)), np.float32)
     for lo, hi in blocks:
-        vt[:, lo:hi] = (norm_t[lo:hi] @ qz).T
-    return sigma, vt
+        v[lo:hi] = norm_t[lo:hi] @ qz
+    return sigma, v.T
 
 
 def arpack_vt(norm: sp.csr_matrix, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +253,8 @@ def filter_basis(
         d_inv_sqrt=torch.from_numpy(dg.astype(np.float32)),
         # Goods nobody saved have no column in any row, so their scaling does not matter.
         d_sqrt=torch.from_numpy(np.sqrt(dg_raw).astype(np.float32)),
-        vt=torch.from_numpy(np.ascontiguousarray(vt, dtype=np.float32)),
+        # The lean path's V^T is a view of a [G, k] array: kept so, its [G, k] products below need no copy.
+        vt=torch.from_numpy(vt if vt.dtype == np.float32 else np.ascontiguousarray(vt, dtype=np.float32)),
         vt_scaled_t=np.ascontiguousarray((vt * scale).T, dtype=np.float32),
         sigma=sigma,
         seconds=0.0,

@@ -172,14 +172,30 @@ def test_arpack_basis_is_seeded_even_where_the_krylov_space_runs_out() -> None:
     np.testing.assert_allclose(a.sigma[3:], 0.0, atol=1e-6)
 
 
-def test_lean_randomized_vt_is_the_whole_block_method_in_row_blocks() -> None:
+@pytest.mark.parametrize("shape", [(50, 80), (60, 300)], ids=["wide", "wider"])
+def test_lean_randomized_vt_finds_the_planted_top_subspace_in_row_blocks(shape: tuple[int, int]) -> None:
     # block_bytes below one [G, k + oversample] float64 block: the goods side goes through 7 rows at a time.
-    m = sp.csr_matrix(random_matrix(30, 200, seed=4), dtype=np.float64)
-    sigma, vt = randomized_vt(m, 6, oversample=4, n_iter=3)
-    lean_sigma, lean_vt = randomized_vt(m, 6, oversample=4, n_iter=3, block_bytes=7 * 10 * 8)
-    assert lean_vt.dtype == np.float32 and lean_vt.shape == vt.shape
-    np.testing.assert_allclose(lean_sigma, sigma, rtol=1e-12)
-    np.testing.assert_allclose(lean_vt, vt, atol=1e-6)
+    rng = np.random.default_rng(2)
+    u = np.linalg.qr(rng.standard_normal((shape[0], 5)))[0]
+    v = np.linalg.qr(rng.standard_normal((shape[1], 5)))[0]
+    a = u @ np.diag([9.0, 7.0, 5.0, 4.0, 3.0]) @ v.T + 0.01 * rng.standard_normal(shape)
+    exact = np.linalg.svd(a)
+    sigma, vt = randomized_vt(sp.csr_matrix(a), 5, oversample=3, n_iter=4, block_bytes=7 * 8 * 8)
+    assert vt.dtype == np.float32 and vt.shape == (5, shape[1])
+    np.testing.assert_allclose(sigma, exact[1][:5], rtol=1e-6)
+    np.testing.assert_allclose(vt.T @ vt, exact[2][:5].T @ exact[2][:5], atol=1e-5)
+
+
+def test_lean_start_on_the_users_side_is_at_least_as_accurate_as_the_whole_block_start() -> None:
+    # A flat spectrum, as a normalised save matrix has, where the power steps are far from converged: the lean
+    # start (A A^T g) is half a power step ahead of the whole-block one (A omega), so at the same n_iter its
+    # Ritz values, each a lower bound on the true singular value, are at least as high.
+    m = sp.csr_matrix(random_matrix(60, 400, seed=4), dtype=np.float64)
+    exact = np.linalg.svd(m.toarray(), compute_uv=False)[:8]
+    whole, _ = randomized_vt(m, 8, oversample=4, n_iter=1)
+    lean, _ = randomized_vt(m, 8, oversample=4, n_iter=1, block_bytes=7 * 12 * 8)
+    assert np.all(lean <= exact * (1 + 1e-9)) and np.all(whole <= exact * (1 + 1e-9))
+    assert lean.sum() > whole.sum() and (exact - lean).sum() < (exact - whole).sum()
 
 
 def test_auto_basis_is_arpack_below_the_cell_limit_and_randomized_above(monkeypatch: pytest.MonkeyPatch) -> None:

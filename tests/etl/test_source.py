@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from psycopg import pq
 
 from etl import source
 from etl.source import read_tables, read_truth
@@ -94,3 +95,48 @@ def test_uniform_embeddings_read_as_the_row_by_row_reader_does(migrated_url, mon
     assert took == [True, False]
     assert dims[3] == 4 and not emb[3].any()
     assert np.array_equal(np.delete(emb, 3, axis=0), np.delete(slow_emb, 3, axis=0))
+
+
+@pytest.mark.parametrize("is_vector", [True, False], ids=["vector", "real[]"])
+def test_floats_moved_in_place_across_blocks_equal_a_plain_conversion(is_vector):
+    # 10,000 rows cross the mover's 4,096-row blocks; each row: field count, length, value header, floats.
+    n, dim = 10_000, 3
+    vals = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    head = source._values_at(is_vector)
+    per = 4 if is_vector else 8
+    rows = np.zeros((n, head + per * dim), np.uint8)
+    body = rows[:, head:].reshape(n, dim, per)
+    body[:, :, -4:] = vals.astype(">f4").view(np.uint8).reshape(n, dim, 4)
+    if not is_vector:
+        body[:, :, :4] = np.array([4], ">i4").view(np.uint8)
+    for shift in (0, 1):  # 1: a buffer not aligned for floats, converted into a new array instead
+        buf = bytearray(shift) + bytearray(rows.tobytes())
+        mv = memoryview(buf)[shift:]
+        view = np.frombuffer(mv, np.uint8).reshape(n, -1)[:, head:]
+        out = source._floats_in_place(mv, view, dim, is_vector)
+        assert out.dtype == np.float32 and out.shape == (n, dim)
+        np.testing.assert_array_equal(out, vals)
+
+
+def test_tables_are_read_in_one_snapshot_unless_the_caller_has_a_transaction_open(migrated_url, monkeypatch):
+    tables, truth = small_world()
+    with db.connect(migrated_url) as conn:
+        write_tables(conn, tables, truth, replace=False)
+        conn.commit()
+    seen: list[str] = []
+    real = source.copy_int64
+
+    def spy(conn, *args, **kwargs):
+        seen.append(conn.execute("SHOW transaction_isolation").fetchone()["transaction_isolation"])
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(source, "copy_int64", spy)
+    with db.connect(migrated_url) as conn:
+        assert read_tables(conn).counts() == tables.counts()
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE  # the snapshot's transaction ended
+        assert set(seen) == {"repeatable read"}
+        seen.clear()
+        conn.execute("DELETE FROM follows")  # the caller's own transaction, not committed: its reads see it
+        back = read_tables(conn)
+        assert set(seen) == {"read committed"} and len(back.follows.follower_id) == 0
+        conn.rollback()

@@ -109,16 +109,23 @@ def test_a_wrong_polynomial_is_caught_by_the_dense_formula() -> None:
     assert np.abs(got - dense_chebycf(m, 8, 1.5, 6, 0.2, 0.4)[:5]).max() > 1e-3
 
 
-@pytest.mark.parametrize("shape", [(50, 80), (80, 50)], ids=["wide", "tall"])
-def test_randomized_vt_finds_the_planted_top_subspace(shape: tuple[int, int]) -> None:
+# block_bytes 448, below one [G, k + oversample] float64 block: the lean path, the goods side 7 rows at a time.
+@pytest.mark.parametrize(
+    ("shape", "block_bytes"),
+    [((50, 80), None), ((80, 50), None), ((50, 80), 7 * 8 * 8), ((60, 300), 7 * 8 * 8)],
+    ids=["wide", "tall", "wide-lean", "wider-lean"],
+)
+def test_randomized_vt_finds_the_planted_top_subspace(shape: tuple[int, int], block_bytes: int | None) -> None:
     rng = np.random.default_rng(1)
     u = np.linalg.qr(rng.standard_normal((shape[0], 5)))[0]
     v = np.linalg.qr(rng.standard_normal((shape[1], 5)))[0]
     a = u @ np.diag([9.0, 7.0, 5.0, 4.0, 3.0]) @ v.T + 0.01 * rng.standard_normal(shape)
     exact = np.linalg.svd(a)
-    sigma, vt = randomized_vt(sp.csr_matrix(a), 5, oversample=3, n_iter=4)
+    lean = {} if block_bytes is None else {"block_bytes": block_bytes}
+    sigma, vt = randomized_vt(sp.csr_matrix(a), 5, oversample=3, n_iter=4, **lean)
+    assert vt.shape == (5, shape[1]) and vt.dtype == (np.float64 if block_bytes is None else np.float32)
     np.testing.assert_allclose(sigma, exact[1][:5], rtol=1e-6)
-    np.testing.assert_allclose(vt.T @ vt, exact[2][:5].T @ exact[2][:5], atol=1e-6)
+    np.testing.assert_allclose(vt.T @ vt, exact[2][:5].T @ exact[2][:5], atol=1e-6 if block_bytes is None else 1e-5)
 
 
 def test_fit_graph_filter_picks_each_filter_by_name() -> None:
@@ -170,20 +177,6 @@ def test_arpack_basis_is_seeded_even_where_the_krylov_space_runs_out() -> None:
     np.testing.assert_array_equal(a.sigma, b.sigma)
     np.testing.assert_allclose(a.sigma[:3], 1.0, rtol=1e-6)  # each block's normalised matrix has sigma 1
     np.testing.assert_allclose(a.sigma[3:], 0.0, atol=1e-6)
-
-
-@pytest.mark.parametrize("shape", [(50, 80), (60, 300)], ids=["wide", "wider"])
-def test_lean_randomized_vt_finds_the_planted_top_subspace_in_row_blocks(shape: tuple[int, int]) -> None:
-    # block_bytes below one [G, k + oversample] float64 block: the goods side goes through 7 rows at a time.
-    rng = np.random.default_rng(2)
-    u = np.linalg.qr(rng.standard_normal((shape[0], 5)))[0]
-    v = np.linalg.qr(rng.standard_normal((shape[1], 5)))[0]
-    a = u @ np.diag([9.0, 7.0, 5.0, 4.0, 3.0]) @ v.T + 0.01 * rng.standard_normal(shape)
-    exact = np.linalg.svd(a)
-    sigma, vt = randomized_vt(sp.csr_matrix(a), 5, oversample=3, n_iter=4, block_bytes=7 * 8 * 8)
-    assert vt.dtype == np.float32 and vt.shape == (5, shape[1])
-    np.testing.assert_allclose(sigma, exact[1][:5], rtol=1e-6)
-    np.testing.assert_allclose(vt.T @ vt, exact[2][:5].T @ exact[2][:5], atol=1e-5)
 
 
 def test_lean_start_on_the_users_side_is_at_least_as_accurate_as_the_whole_block_start() -> None:

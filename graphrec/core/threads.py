@@ -26,7 +26,9 @@ def set_library_threads(n: int) -> None:
 def library_threads(n: int) -> Iterator[None]:
     """Every numeric library on `n` threads inside the block, as before after it. For work spread over Python
     threads: one library pool per thread on a 2-core machine, not one each that spin-wait against each other.
-    The results do not depend on it (BLAS and FAISS split a product's rows, not its sums)."""
+    The results may depend on it: OpenBLAS's sgemm gave other bits on 1 and 2 threads on an AMD EPYC (Haswell
+    kernels; not on the Intel machine where this was first written), so code that must give the same bits
+    however it runs takes one thread everywhere."""
     from threadpoolctl import threadpool_limits
 
     saved = []

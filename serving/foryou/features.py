@@ -207,10 +207,14 @@ def candidate_batch(
     """Every source's candidates for `users` (one batch), their union (its `interest`: the slot of the user's
     interest each candidate serves, candidate_interest) and its feature matrix.
 
+    Every numeric library runs on one thread here, as in For You's forked workers: OpenBLAS's sgemm rounds
+    differently on 1 and 2 threads on some CPUs (an AMD EPYC with the Haswell kernels: up to 6e-5 on a
+    [300, 512] x [512, 20000] product), so a batch's scores are then the same bits wherever it runs.
+
     parallel: the sources (and the users' interests, which the union's slots need) each on a thread of their
-    own, every numeric library on one thread meanwhile. For a run's first batch, which builds the context's
-    memoised views (interests, search indexes, ...): they then build side by side on both cores instead of
-    one after another. The candidates are the same either way."""
+    own. For a run's first batch, which builds the context's memoised views (interests, search indexes, ...):
+    they then build side by side on both cores instead of one after another. The candidates and features are
+    the same either way."""
 
     def one(src: Source) -> tuple[Any, Candidates]:
         if isinstance(src, DenseSource):
@@ -218,21 +222,22 @@ def candidate_batch(
             return b, src.from_block(ctx, users, b, n)
         return None, src.candidates(ctx, users, n)
 
-    if parallel:
-        from concurrent.futures import ThreadPoolExecutor
+    with library_threads(1):
+        if parallel:
+            from concurrent.futures import ThreadPoolExecutor
 
-        from serving.foryou.interests import projected_vectors
+            from serving.foryou.interests import projected_vectors
 
-        # A thread per task, so a source waiting for a view another thread builds never holds up one that could
-        # run; the library pools of one thread each keep the cores from being oversubscribed.
-        with library_threads(1), ThreadPoolExecutor(len(sources) + 1) as pool:
-            views = pool.submit(projected_vectors, ctx)
-            done = list(pool.map(one, sources))
-            views.result()
-    else:
-        done = [one(src) for src in sources]
-    cands = [c for _, c in done]
-    blocks = {src.name: b for src, (b, _) in zip(sources, done, strict=True) if b is not None}
-    cs = union(users, cands, ctx.arrays.n_goods)
-    cs = dataclasses.replace(cs, interest=candidate_interest(ctx, cs))
-    return cs, features(ctx, cs, blocks, cs.interest)
+            # A thread per task, so a source waiting for a view another thread builds never holds up one that
+            # could run; the library pools of one thread each keep the cores from being oversubscribed.
+            with ThreadPoolExecutor(len(sources) + 1) as pool:
+                views = pool.submit(projected_vectors, ctx)
+                done = list(pool.map(one, sources))
+                views.result()
+        else:
+            done = [one(src) for src in sources]
+        cands = [c for _, c in done]
+        blocks = {src.name: b for src, (b, _) in zip(sources, done, strict=True) if b is not None}
+        cs = union(users, cands, ctx.arrays.n_goods)
+        cs = dataclasses.replace(cs, interest=candidate_interest(ctx, cs))
+        return cs, features(ctx, cs, blocks, cs.interest)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core.threads import set_library_threads
+from graphrec.core.threads import library_threads, set_library_threads
 from serving.foryou.calibrate import final_list
 from serving.foryou.context import DAY, ForYouContext, ScoreFn
 from serving.foryou.features import CandidateSet, candidate_batch
@@ -162,7 +162,21 @@ def _batch_lists(
     sources: list[Any],
     parallel: bool = False,
 ) -> ForYouLists:
-    """One batch's lists, before the popularity top-up (parallel: see features.candidate_batch)."""
+    """One batch's lists, before the popularity top-up (parallel: see features.candidate_batch), with every
+    numeric library on one thread, as in a forked worker: the same bits in one process and in workers."""
+    with library_threads(1):
+        return _lists_of_batch(ctx, chunk, k, ranker, threads, sources, parallel)
+
+
+def _lists_of_batch(
+    ctx: ForYouContext,
+    chunk: np.ndarray,
+    k: int,
+    ranker: Ranker | None,
+    threads: int,
+    sources: list[Any],
+    parallel: bool,
+) -> ForYouLists:
     a = ctx.arrays
     out = _empty_lists(chunk, k)
     cs, x = candidate_batch(ctx, chunk, sources, ctx.cfg.per_source, parallel=parallel)

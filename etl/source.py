@@ -34,6 +34,8 @@ from graphrec.core.sql import load_queries
 log = logging.getLogger(__name__)
 
 Q = load_queries("etl", "queries.sql")
+# One element of a real[] without NULLs in binary form: its length (always 4) and the big-endian float.
+_REAL_ELEMENT = np.dtype([("len", ">i4"), ("val", ">f4")])
 
 
 def _embedding_type(conn: db.Connection) -> str:
@@ -74,7 +76,7 @@ def _read_embeddings(conn: db.Connection, n: int) -> tuple[np.ndarray, np.ndarra
     present = dims[dims > 0]
     dim = int(np.bincount(present).argmax()) if len(present) else 0
     emb = np.zeros((n, dim), dtype=np.float32)
-    elem = np.dtype(">f4") if is_vector else np.dtype([("len", ">i4"), ("val", ">f4")])
+    elem = np.dtype(">f4") if is_vector else _REAL_ELEMENT
     raw = np.frombuffer(mv, dtype=np.uint8)
     rows = np.nonzero(dims == dim)[0] if dim else np.zeros(0, dtype=np.int64)
     for i in rows.tolist():
@@ -106,7 +108,7 @@ def _uniform_embeddings(
     if not (rows[:, :head] == rows[0, :head]).all():
         return None
     if not is_vector:
-        elements = rows[:, head:].view(np.dtype([("len", ">i4"), ("val", ">f4")]))
+        elements = rows[:, head:].view(_REAL_ELEMENT)
         if not (elements["len"] == 4).all():
             return None
     return _floats_in_place(mv, rows[:, head:], dim, is_vector), np.full(n, dim, dtype=np.int32)
@@ -123,7 +125,7 @@ def _floats_in_place(mv: memoryview, values: np.ndarray, dim: int, is_vector: bo
     n, width = len(values), 4 * dim
     flat = np.frombuffer(mv, dtype=np.uint8)
     if flat.ctypes.data % 4:  # a buffer not aligned for floats: a new array after all
-        floats = values.view(">f4") if is_vector else values.view(np.dtype([("len", ">i4"), ("val", ">f4")]))["val"]
+        floats = values.view(">f4") if is_vector else values.view(_REAL_ELEMENT)["val"]
         return floats.astype(np.float32)
     block = 4096
     for lo in range(0, n, block):

@@ -165,40 +165,28 @@ def _batch_lists(
     """One batch's lists, before the popularity top-up (parallel: see features.candidate_batch), with every
     numeric library on one thread, as in a forked worker: the same bits in one process and in workers."""
     with library_threads(1):
-        return _lists_of_batch(ctx, chunk, k, ranker, threads, sources, parallel)
-
-
-def _lists_of_batch(
-    ctx: ForYouContext,
-    chunk: np.ndarray,
-    k: int,
-    ranker: Ranker | None,
-    threads: int,
-    sources: list[Any],
-    parallel: bool,
-) -> ForYouLists:
-    a = ctx.arrays
-    out = _empty_lists(chunk, k)
-    cs, x = candidate_batch(ctx, chunk, sources, ctx.cfg.per_source, parallel=parallel)
-    score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
-    src, via = _best_source(cs)
-    b = len(chunk)
-    cand, cand_score, cand_slot = rerank_pool(cs, score, b, RERANK_POOL, ctx.cfg.interest_pool)
-    # Calibrated to the user's interest mix inside the domain cap, then MMR (serving.foryou.calibrate).
-    picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k, cand_slot)
-    # Look the chosen goods up again for their score, source, via and interest.
-    key = cs.row.astype(np.int64) * a.n_goods + cs.good
-    sort_key = np.argsort(key)
-    want = np.arange(b)[:, None] * a.n_goods + np.maximum(picked, 0)
-    at = sort_key[np.searchsorted(key[sort_key], want).clip(0, len(key) - 1)] if len(key) else want * 0
-    ok = picked >= 0
-    out.goods[:] = picked
-    if len(key):
-        out.scores[:] = np.where(ok, score[at], -np.inf)
-        out.source[:] = np.where(ok, src[at], POPULAR)
-        out.via[:] = np.where(ok, via[at], -1)
-        out.interest[:] = np.where(ok, picked_interest, -1)
-    return out
+        a = ctx.arrays
+        out = _empty_lists(chunk, k)
+        cs, x = candidate_batch(ctx, chunk, sources, ctx.cfg.per_source, parallel=parallel)
+        score = ranker.predict(x, threads) if ranker is not None else fusion_scores(cs)
+        src, via = _best_source(cs)
+        b = len(chunk)
+        cand, cand_score, cand_slot = rerank_pool(cs, score, b, RERANK_POOL, ctx.cfg.interest_pool)
+        # Calibrated to the user's interest mix inside the domain cap, then MMR (serving.foryou.calibrate).
+        picked, picked_interest = final_list(ctx, chunk, cand, cand_score, k, cand_slot)
+        # Look the chosen goods up again for their score, source, via and interest.
+        key = cs.row.astype(np.int64) * a.n_goods + cs.good
+        sort_key = np.argsort(key)
+        want = np.arange(b)[:, None] * a.n_goods + np.maximum(picked, 0)
+        at = sort_key[np.searchsorted(key[sort_key], want).clip(0, len(key) - 1)] if len(key) else want * 0
+        ok = picked >= 0
+        out.goods[:] = picked
+        if len(key):
+            out.scores[:] = np.where(ok, score[at], -np.inf)
+            out.source[:] = np.where(ok, src[at], POPULAR)
+            out.via[:] = np.where(ok, via[at], -1)
+            out.interest[:] = np.where(ok, picked_interest, -1)
+        return out
 
 
 def rerank_pool(
